@@ -49,6 +49,7 @@ mod timing;
 
 use chrono::{DateTime, LocalResult, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 
 pub use error::{CronField, ScheduleError};
 pub use timing::{Blackout, Slot, Timing};
@@ -57,7 +58,8 @@ use cron::CronSpec;
 use parse::Parsed;
 
 /// What to do with a local time that occurs twice because clocks fall back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RepeatedTime {
     /// [`RepeatedTime::Once`] when the hour field is fixed, [`RepeatedTime::Twice`] when it is a
@@ -71,7 +73,8 @@ pub enum RepeatedTime {
 }
 
 /// What to do with a local time that does not exist because clocks spring forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum SkippedTime {
     /// Fire once, at the first valid instant after the gap.
@@ -82,7 +85,8 @@ pub enum SkippedTime {
 }
 
 /// How a schedule treats daylight-saving transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct DstPolicy {
     /// Local times that occur twice.
     pub repeated: RepeatedTime,
