@@ -12,7 +12,14 @@
 //! # Ok::<(), chill_core::ScheduleError>(())
 //! ```
 
+pub mod model;
 pub mod schedule;
+
+pub use model::{
+    CatchUpPolicy, ErrorType, Execution, ExecutionId, ExecutionResponse, ExecutionStatus, Job,
+    JobId, JobPatch, JobSpec, OverlapPolicy, RequestOptions, RequestPayload, RetryPolicy, Trigger,
+    ValidationError,
+};
 
 pub use schedule::{
     Blackout, CronField, DstPolicy, RepeatedTime, Schedule, ScheduleError, SkippedTime, Slot,
