@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::execution::ExecutionStatus;
-use super::ids::JobId;
+use super::ids::{ExecutionId, JobId};
 use super::validate::{self, ValidationError};
 use crate::schedule::{Blackout, DstPolicy, Schedule, ScheduleError, Timing};
 
@@ -196,7 +196,8 @@ pub struct Job {
     /// When the next slot is due (jitter included); `None` when the job is paused, deleted, or
     /// its schedule has no more runs.
     pub next_run_at: Option<DateTime<Utc>>,
-    /// Executions finished (any outcome but skipped).
+    /// Executions that ran to an outcome: success, failed, timeout or dead (skipped and
+    /// cancelled executions are not runs).
     #[serde(default)]
     pub total_runs: u64,
     /// Executions that succeeded.
@@ -205,8 +206,11 @@ pub struct Job {
     /// Executions that failed, timed out or died.
     #[serde(default)]
     pub failure_count: u64,
-    /// Mean duration of the executions, in milliseconds.
+    /// Mean duration of the runs, in milliseconds (`totalDurationMs / totalRuns`).
     pub average_duration: Option<u64>,
+    /// Summed duration of the runs, in milliseconds.
+    #[serde(default)]
+    pub total_duration_ms: u64,
     /// Input tokens of all executions.
     #[serde(default)]
     pub total_input_tokens: u64,
@@ -222,6 +226,10 @@ pub struct Job {
     /// Executions of this job running now, maintained by the engine.
     #[serde(default)]
     pub running_count: u32,
+    /// The execution waiting for the running one to end (overlap policy `buffer_one`),
+    /// maintained by the engine.
+    #[serde(default)]
+    pub buffered_execution_id: Option<ExecutionId>,
 
     /// When the job was created.
     pub created_at: DateTime<Utc>,
@@ -481,11 +489,13 @@ impl Job {
             success_count: 0,
             failure_count: 0,
             average_duration: None,
+            total_duration_ms: 0,
             total_input_tokens: 0,
             total_output_tokens: 0,
             total_tokens: 0,
             total_cost_micro_usd: 0,
             running_count: 0,
+            buffered_execution_id: None,
             created_at: now,
             updated_at: now,
             updated_by: spec.created_by.clone(),

@@ -1,0 +1,126 @@
+//! Engine options.
+
+use std::time::Duration;
+
+/// How an engine instance behaves. Start from `ChillOptions::default()` and change fields with
+/// the `with_*` methods.
+///
+/// ```
+/// use std::time::Duration;
+/// use chill_core::ChillOptions;
+/// let options = ChillOptions::default()
+///     .with_instance_id("worker-1")
+///     .with_max_concurrent(20)
+///     .with_lease_duration(Duration::from_secs(60));
+/// assert_eq!(options.max_concurrent, 20);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChillOptions {
+    /// This instance's id: the owner named in its leases. Unique per running instance
+    /// (default: `chill-` and a random UUID).
+    pub instance_id: String,
+    /// At most this many executions run at once on this instance (default 100).
+    pub max_concurrent: usize,
+    /// Due jobs (and due retry attempts) read per store query (default 100).
+    pub claim_batch: usize,
+    /// At most this many slots of one job in one claim (catch-up after downtime proceeds in
+    /// claims of this size; default 25, within DynamoDB's transaction limit).
+    pub max_slots_per_claim: usize,
+    /// The longest the scheduler sleeps without asking the store what is due: how soon it
+    /// sees jobs created or changed by other instances (default 1 s).
+    pub poll_interval: Duration,
+    /// How long a lease lasts without renewal (default 30 s).
+    pub lease_duration: Duration,
+    /// How often a running execution renews its lease (default 10 s).
+    pub heartbeat_interval: Duration,
+    /// How often expired leases are looked for (default 15 s). Nothing stays `running` longer
+    /// than its lease plus this after its owner died.
+    pub recovery_interval: Duration,
+    /// How long [`crate::ChillHandle::shutdown`] waits for running executions (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Events kept for slow subscribers before they lag (default 4096).
+    pub event_capacity: usize,
+    /// First wait after a transient store error (default 100 ms), doubling per failure...
+    pub store_retry_initial: Duration,
+    /// ...up to this (default 5 s).
+    pub store_retry_max: Duration,
+    /// How long one store write (a finish) is retried through transient errors before it is
+    /// given up (default 2 min; the lease then expires and recovery takes over).
+    pub store_retry_for: Duration,
+    /// Seed of the jitter generator; `None` seeds from the time. Set it for reproducible
+    /// simulations.
+    pub seed: Option<u64>,
+}
+
+impl Default for ChillOptions {
+    fn default() -> ChillOptions {
+        ChillOptions {
+            instance_id: format!("chill-{}", uuid::Uuid::new_v4()),
+            max_concurrent: 100,
+            claim_batch: 100,
+            max_slots_per_claim: 25,
+            poll_interval: Duration::from_secs(1),
+            lease_duration: Duration::from_secs(30),
+            heartbeat_interval: Duration::from_secs(10),
+            recovery_interval: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(30),
+            event_capacity: 4096,
+            store_retry_initial: Duration::from_millis(100),
+            store_retry_max: Duration::from_secs(5),
+            store_retry_for: Duration::from_secs(120),
+            seed: None,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)+) => {
+        impl ChillOptions {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, value: $ty) -> ChillOptions {
+                    self.$field = value;
+                    self
+                }
+            )+
+        }
+    };
+}
+
+setters! {
+    /// Set [`ChillOptions::max_concurrent`].
+    with_max_concurrent: max_concurrent: usize;
+    /// Set [`ChillOptions::claim_batch`].
+    with_claim_batch: claim_batch: usize;
+    /// Set [`ChillOptions::max_slots_per_claim`].
+    with_max_slots_per_claim: max_slots_per_claim: usize;
+    /// Set [`ChillOptions::poll_interval`].
+    with_poll_interval: poll_interval: Duration;
+    /// Set [`ChillOptions::lease_duration`].
+    with_lease_duration: lease_duration: Duration;
+    /// Set [`ChillOptions::heartbeat_interval`].
+    with_heartbeat_interval: heartbeat_interval: Duration;
+    /// Set [`ChillOptions::recovery_interval`].
+    with_recovery_interval: recovery_interval: Duration;
+    /// Set [`ChillOptions::shutdown_grace`].
+    with_shutdown_grace: shutdown_grace: Duration;
+    /// Set [`ChillOptions::event_capacity`].
+    with_event_capacity: event_capacity: usize;
+    /// Set [`ChillOptions::store_retry_initial`].
+    with_store_retry_initial: store_retry_initial: Duration;
+    /// Set [`ChillOptions::store_retry_max`].
+    with_store_retry_max: store_retry_max: Duration;
+    /// Set [`ChillOptions::store_retry_for`].
+    with_store_retry_for: store_retry_for: Duration;
+    /// Set [`ChillOptions::seed`].
+    with_seed: seed: Option<u64>;
+}
+
+impl ChillOptions {
+    /// Set [`ChillOptions::instance_id`].
+    pub fn with_instance_id(mut self, id: impl Into<String>) -> ChillOptions {
+        self.instance_id = id.into();
+        self
+    }
+}

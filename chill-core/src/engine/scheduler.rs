@@ -1,0 +1,190 @@
+//! The scheduler loop (claim due slots and retry attempts, dispatch them) and the maintenance
+//! loop (recover executions whose owner stopped renewing its lease).
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::executor;
+use super::{Inner, planner, retry};
+use crate::events::Event;
+use crate::model::{ErrorType, ExecutionStatus};
+use crate::store::StoreError;
+
+/// Whether a tick found more due work than it could take.
+#[derive(Debug, PartialEq, Eq)]
+enum Tick {
+    /// More may be due right now: tick again.
+    More,
+    /// Everything due was taken (or no capacity): sleep.
+    Done,
+}
+
+/// Claim and dispatch due work until shutdown.
+pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let tick = tick(&inner).await;
+        let result = match tick {
+            Ok(Tick::More) => {
+                failures = 0;
+                continue;
+            }
+            Ok(Tick::Done) => inner.store.next_due_at().await.map(Some),
+            Err(e) => Err(e),
+        };
+        let now = inner.now();
+        let poll = inner.poll_length();
+        let wake_at = match result {
+            Ok(next) => {
+                failures = 0;
+                let next = next.flatten();
+                match next {
+                    Some(due) if due <= now && inner.permits.available_permits() > 0 => continue,
+                    // Due but no capacity: wait for a running execution to end (it notifies).
+                    Some(due) if due <= now => now + poll,
+                    Some(due) => due.min(now + poll),
+                    None => now + poll,
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = inner.store_backoff(failures);
+                tracing::warn!(error = %e, failures, wait_ms = wait.num_milliseconds(), "store error in the scheduler loop; backing off");
+                now + wait
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            () = inner.wake.notified() => {}
+            () = inner.clock.sleep_until(wake_at) => {}
+        }
+    }
+    tracing::debug!("scheduler loop stopped");
+}
+
+/// One round: claim due retry attempts and due slots, as many as there is capacity for.
+async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
+    let batch = inner.options.claim_batch;
+    let free = inner.permits.available_permits().min(batch);
+    if free == 0 {
+        return Ok(Tick::Done);
+    }
+    let now = inner.now();
+    let span = tracing::debug_span!("claim", %now, free);
+    let _guard = span.enter();
+
+    let attempts = inner.store.due_attempts(now, free).await?;
+    let mut more = attempts.len() == free;
+    for attempt in attempts {
+        let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
+            return Ok(Tick::Done);
+        };
+        let lease = inner.lease();
+        if let Some(execution) = inner.store.claim_attempt(&attempt.id, &lease, now).await? {
+            inner.dispatch_claimed(execution, permit).await;
+        }
+    }
+
+    let free = inner.permits.available_permits().min(batch);
+    if free == 0 {
+        return Ok(Tick::Done);
+    }
+    let jobs = inner.store.due_jobs(now, free).await?;
+    more |= jobs.len() == free;
+    for job in jobs {
+        let lease = inner.lease();
+        let Some(plan) = planner::plan(&job, now, &lease, inner.options.max_slots_per_claim) else {
+            continue;
+        };
+        let mut permits = Vec::with_capacity(plan.runs.len());
+        for _ in 0..plan.runs.len() {
+            match inner.permits.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => return Ok(Tick::Done),
+            }
+        }
+        if !inner.store.claim_slots(&plan.claim).await? {
+            tracing::debug!(job_id = %job.id, "slot claimed elsewhere or job changed");
+            continue;
+        }
+        // A claim that did not reach `now` leaves the job due: look again.
+        more |= plan.claim.next_run_at.is_some_and(|n| n <= now);
+        for skipped in plan.skipped {
+            tracing::info!(job_id = %job.id, scheduled_for = %skipped.scheduled_for, reason = skipped.error_type.as_deref().unwrap_or(""), "slot skipped");
+            inner.emit(Event::ExecutionSkipped(skipped));
+        }
+        for (run, permit) in plan.runs.into_iter().zip(permits) {
+            inner.dispatch(run, job.clone(), Some(permit));
+        }
+    }
+    Ok(if more { Tick::More } else { Tick::Done })
+}
+
+/// Recover expired leases every recovery interval until shutdown.
+pub(crate) async fn maintenance_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let wake_at = inner.now() + inner.recovery_length();
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            () = inner.clock.sleep_until(wake_at) => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        if let Err(e) = recover_expired(&inner).await {
+            tracing::warn!(error = %e, "lease recovery failed; trying again next round");
+        }
+    }
+    tracing::debug!("maintenance loop stopped");
+}
+
+/// Mark executions whose lease expired `failed` (`lease_expired`) and apply the retry policy.
+pub(crate) async fn recover_expired(inner: &Arc<Inner>) -> Result<usize, StoreError> {
+    let now = inner.now();
+    let expired = inner
+        .store
+        .expired_leases(now, inner.options.claim_batch)
+        .await?;
+    let count = expired.len();
+    for running in expired {
+        let owner = running.lease_owner.clone().unwrap_or_default();
+        let job = inner.store.get_job(&running.job_id).await?;
+        let message = format!(
+            "the lease of instance '{owner}' expired at {}; the instance is presumed dead",
+            running
+                .lease_expires_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        );
+        tracing::warn!(execution_id = %running.id, job_id = %running.job_id, %owner, "recovering an execution whose lease expired");
+        let mut record = executor::ended_without_answer(
+            &running,
+            ExecutionStatus::Failed,
+            ErrorType::LeaseExpired,
+            message,
+            now,
+        );
+        let next = match &job {
+            Some(job) if job.enabled && job.deleted_at.is_none() => {
+                let decision = retry::decide(
+                    &job.retry_policy,
+                    running.attempt,
+                    &retry::Failure::LeaseExpired,
+                    now,
+                    &mut inner.rng(),
+                );
+                record.status = decision.status;
+                decision.retry_at.map(|at| running.retry(at, now))
+            }
+            _ => None,
+        };
+        executor::finish(inner, record, next, &running, Some(now)).await;
+    }
+    Ok(count)
+}
