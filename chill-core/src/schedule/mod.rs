@@ -17,7 +17,7 @@
 //! and names (`JAN`, `MON`). Day-of-month takes `?`, `L` (last day), `LW` (last weekday) and `15W`
 //! (the weekday nearest the 15th, within the month). Day-of-week takes `?`, `L` (Saturday), `5L`
 //! (the last Friday of the month) and `2#1` (the first Monday). Outside `cron(...)`, day-of-week
-//! counts 0-7 with both 0 and 7 meaning Sunday.
+//! counts 0-7 with both 0 and 7 meaning Sunday (and `FRI-SUN` is Friday to Sunday).
 //!
 //! When both day-of-month and day-of-week are restricted, a day matching *either* fires (Vixie
 //! cron); when either field starts with `*` (`*/2` too) or is `?`, a day must match both.
@@ -129,8 +129,10 @@ pub struct Schedule {
     dst: DstPolicy,
 }
 
-/// Seconds a fall-back transition can move clocks (2 hours covers every zone in the database).
-const MAX_FALL_BACK: i64 = 3 * 3600;
+/// Seconds a fall-back transition can move clocks. Daylight saving moves them by up to 2 hours,
+/// but zones also change their standard offset: Antarctica/Casey by 3 hours (2010-2023),
+/// Antarctica/Vostok by 7 (1994), Pacific/Kwajalein by 23 (1969). A day covers them all.
+const MAX_FALL_BACK: i64 = 24 * 3600;
 
 impl Schedule {
     /// Parse an expression in UTC.
@@ -275,36 +277,49 @@ impl Schedule {
     fn next_zoned(&self, spec: &CronSpec, tz: Tz, t: i64) -> Option<i64> {
         let offset = offset_at(tz, t)?;
         let twice = self.repeats(spec);
-        // When clocks fall back within the next hours, the runs of the repeated local hour's
-        // second occurrence may lie before the next naive match: look there first.
-        let mut second_occurrence = None;
-        if twice {
-            let later = offset_at(tz, t + MAX_FALL_BACK)?;
-            if later < offset {
-                let transition = find_transition(tz, t, t + MAX_FALL_BACK, offset)?;
-                let after = offset_at(tz, transition)?;
-                // The repeated local times are [transition + after, transition + offset).
-                let from = (transition + after).max(t + after + 1);
-                second_occurrence = spec
-                    .next_at_or_after(from)
-                    .filter(|&n| n < transition + offset)
-                    .map(|n| n - after);
+        // `u`, the run the search of local times below finds (`None`: none is left), or a run in
+        // the second occurrence of repeated local times, which that search does not see, when
+        // one comes first. Those lie past a transition within a day, so a `u` before any (within
+        // that day, at the same offset) needs no look. Past the day the offset may have changed
+        // and come back (Antarctica/Vostok, 1994): look.
+        let earliest = |u: Option<i64>| {
+            let past_transition =
+                u.is_none_or(|u| u > t + MAX_FALL_BACK || offset_at(tz, u) != Some(offset));
+            let second = if twice && past_transition {
+                second_occurrence(spec, tz, t, offset)
+            } else {
+                None
+            };
+            match (u, second) {
+                (Some(u), Some(s)) => Some(u.min(s)),
+                (u, s) => u.or(s),
             }
-        }
-        let earliest = |u: i64| Some(second_occurrence.map_or(u, |s| s.min(u)));
+        };
         let mut local_from = t + offset + 1;
         loop {
-            let n = spec.next_at_or_after(local_from)?;
+            // No naive match is left (a year field ran out): a second occurrence may still be.
+            let Some(n) = spec.next_at_or_after(local_from) else {
+                return earliest(None);
+            };
             match resolve_local(tz, n)? {
-                LocalResult::Single(u) if u > t => return earliest(u),
-                LocalResult::Ambiguous(first, _) if first > t => return earliest(first),
+                LocalResult::Single(u) if u > t => return earliest(Some(u)),
+                LocalResult::Ambiguous(first, _) if first > t => return earliest(Some(first)),
                 LocalResult::Ambiguous(_, second) if twice && second > t => {
-                    return earliest(second);
+                    return earliest(Some(second));
+                }
+                LocalResult::Ambiguous(first, second) if !twice => {
+                    // `t` lies in the second occurrence of the repeated local times, where this
+                    // schedule does not fire: continue after them at once rather than match by
+                    // match (every second of an hour, for `* * 1 * * *`).
+                    let before = n - first;
+                    let transition = find_transition(tz, first, second, before)?;
+                    local_from = (transition + before).max(n + 1);
+                    continue;
                 }
                 LocalResult::None => {
                     let end = gap_end(tz, n);
                     match self.dst.skipped {
-                        SkippedTime::AfterGap => return earliest(end),
+                        SkippedTime::AfterGap => return earliest(Some(end)),
                         // Continue from the first local time after the gap.
                         SkippedTime::Skip => {
                             local_from = end + offset_at(tz, end)?;
@@ -317,6 +332,21 @@ impl Schedule {
             local_from = n + 1;
         }
     }
+}
+
+/// The first run strictly after `t` (Unix seconds) among the second occurrences of the local
+/// times that clocks falling back within a day of `t` repeat; `offset` is the offset at `t`.
+fn second_occurrence(spec: &CronSpec, tz: Tz, t: i64, offset: i64) -> Option<i64> {
+    if offset_at(tz, t + MAX_FALL_BACK)? >= offset {
+        return None;
+    }
+    let transition = find_transition(tz, t, t + MAX_FALL_BACK, offset)?;
+    let after = offset_at(tz, transition)?;
+    // The repeated local times are [transition + after, transition + offset).
+    let from = (transition + after).max(t + after + 1);
+    spec.next_at_or_after(from)
+        .filter(|&n| n < transition + offset)
+        .map(|n| n - after)
 }
 
 /// Iterator over the runs of a schedule, from [`Schedule::upcoming`].

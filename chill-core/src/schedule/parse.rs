@@ -84,11 +84,13 @@ pub(crate) fn parse_expression(expr: &str) -> Result<Parsed, ScheduleError> {
 
 /// `name(inner)` → `inner`, case-insensitively on the name.
 fn strip_call<'a>(expr: &'a str, name: &str) -> Option<&'a str> {
-    let head = expr.get(..name.len() + 1)?;
-    if !head[..name.len()].eq_ignore_ascii_case(name) || !head.ends_with('(') {
+    let (n, bytes) = (name.len(), expr.as_bytes());
+    // Compared as bytes: `expr` may hold a multi-byte character right after the name's length.
+    if bytes.len() <= n || !bytes[..n].eq_ignore_ascii_case(name.as_bytes()) || bytes[n] != b'(' {
         return None;
     }
-    expr[name.len() + 1..].strip_suffix(')').map(str::trim)
+    // The name and `(` are ASCII, so `n + 1` is a character boundary.
+    expr[n + 1..].strip_suffix(')').map(str::trim)
 }
 
 fn parse_unix(expr: &str) -> Result<Parsed, ScheduleError> {
@@ -233,10 +235,13 @@ fn item_range(
     let (lo, hi) = if base == "*" {
         (min, max)
     } else if let Some((a, b)) = base.split_once('-') {
-        let (a, b) = (
-            value(a, field, min, max, names)?,
-            value(b, field, min, max, names)?,
-        );
+        let (a, b_text) = (value(a, field, min, max, names)?, b);
+        let mut b = value(b_text, field, min, max, names)?;
+        // Where Sunday is both 0 and 7, the name SUN ending a range is 7: `FRI-SUN` is Friday
+        // to Sunday, not an inverted range.
+        if b == 0 && a > 0 && max == 7 && !b_text.starts_with(|c: char| c.is_ascii_digit()) {
+            b = 7;
+        }
         if a > b {
             return Err(ScheduleError::InvertedRange {
                 field,
@@ -384,8 +389,10 @@ fn parse_rate(inner: &str) -> Result<u32, ScheduleError> {
         "day" | "days" => 86_400,
         _ => return Err(usage()),
     };
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    let digits = n.bytes().all(|b| b.is_ascii_digit());
     let value = match n.parse::<u64>() {
-        Ok(v) if v > 0 => v,
+        Ok(v) if v > 0 && digits => v,
         _ => {
             return Err(ScheduleError::InvalidRate(format!(
                 "the value must be a whole number above 0, found '{n}'"
