@@ -416,7 +416,16 @@ fn resolve_local(tz: Tz, local: i64) -> Option<LocalResult<i64>> {
 /// The first instant after the gap that contains the local time `local`: the moment clocks
 /// sprang forward.
 fn gap_end(tz: Tz, local: i64) -> i64 {
-    // UTC offsets lie between -14 h and +14 h, so the transition is within this span.
+    // The zone database knows the gap: one lookup.
+    let known = DateTime::from_timestamp(local, 0)
+        .and_then(|t| chrono_tz::GapInfo::new(&t.naive_utc(), &tz))
+        .and_then(|gap| gap.end)
+        .map(|end| end.timestamp());
+    if let Some(end) = known {
+        return end;
+    }
+    // At the edges of the database: search. UTC offsets lie between -14 h and +14 h, so the
+    // transition is within this span.
     let (mut lo, hi) = (local - 14 * 3600 - 1, local + 14 * 3600);
     while let Some(before) = offset_at(tz, lo) {
         let Some(t) = find_transition(tz, lo, hi, before) else {
