@@ -263,7 +263,10 @@ impl ChillHandle {
         let grace_end = inner.clock.now()
             + TimeDelta::from_std(inner.options.shutdown_grace).unwrap_or(TimeDelta::zero());
         loop {
+            // Registered before the check, so an execution ending in between still wakes us.
             let idle = inner.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
             if inner.running().is_empty() {
                 break;
             }

@@ -16,8 +16,9 @@ use crate::store::StoreError;
 enum Tick {
     /// More may be due right now: tick again.
     More,
-    /// Everything due was taken (or no capacity): sleep.
-    Done,
+    /// Everything due was taken (or no capacity): sleep. `claimed` says whether this tick
+    /// claimed anything.
+    Done { claimed: bool },
 }
 
 /// Claim and dispatch due work until shutdown.
@@ -27,13 +28,17 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
         if *shutdown.borrow() {
             break;
         }
+        let mut progressed = true;
         let tick = tick(&inner).await;
         let result = match tick {
             Ok(Tick::More) => {
                 failures = 0;
                 continue;
             }
-            Ok(Tick::Done) => inner.store.next_due_at().await.map(Some),
+            Ok(Tick::Done { claimed }) => {
+                progressed = claimed;
+                inner.store.next_due_at().await
+            }
             Err(e) => Err(e),
         };
         let now = inner.now();
@@ -41,9 +46,17 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
         let wake_at = match result {
             Ok(next) => {
                 failures = 0;
-                let next = next.flatten();
                 match next {
-                    Some(due) if due <= now && inner.permits.available_permits() > 0 => continue,
+                    Some(due)
+                        if due <= now && progressed && inner.permits.available_permits() > 0 =>
+                    {
+                        continue;
+                    }
+                    // Due, but this round claimed nothing (lost every race, or a job that cannot
+                    // be claimed): do not spin; look again shortly.
+                    Some(due) if due <= now && inner.permits.available_permits() > 0 => {
+                        now + inner.store_backoff(1)
+                    }
                     // Due but no capacity: wait for a running execution to end (it notifies).
                     Some(due) if due <= now => now + poll,
                     Some(due) => due.min(now + poll),
@@ -70,9 +83,10 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
 /// One round: claim due retry attempts and due slots, as many as there is capacity for.
 async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
     let batch = inner.options.claim_batch;
+    let mut claimed = false;
     let free = inner.permits.available_permits().min(batch);
     if free == 0 {
-        return Ok(Tick::Done);
+        return Ok(Tick::Done { claimed });
     }
     let now = inner.now();
     let span = tracing::debug_span!("claim", %now, free);
@@ -82,17 +96,18 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
     let mut more = attempts.len() == free;
     for attempt in attempts {
         let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
-            return Ok(Tick::Done);
+            return Ok(Tick::Done { claimed });
         };
         let lease = inner.lease();
         if let Some(execution) = inner.store.claim_attempt(&attempt.id, &lease, now).await? {
+            claimed = true;
             inner.dispatch_claimed(execution, permit).await;
         }
     }
 
     let free = inner.permits.available_permits().min(batch);
     if free == 0 {
-        return Ok(Tick::Done);
+        return Ok(Tick::Done { claimed });
     }
     let jobs = inner.store.due_jobs(now, free).await?;
     more |= jobs.len() == free;
@@ -105,13 +120,14 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
         for _ in 0..plan.runs.len() {
             match inner.permits.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
-                Err(_) => return Ok(Tick::Done),
+                Err(_) => return Ok(Tick::Done { claimed }),
             }
         }
         if !inner.store.claim_slots(&plan.claim).await? {
             tracing::debug!(job_id = %job.id, "slot claimed elsewhere or job changed");
             continue;
         }
+        claimed = true;
         // A claim that did not reach `now` leaves the job due: look again.
         more |= plan.claim.next_run_at.is_some_and(|n| n <= now);
         for skipped in plan.skipped {
@@ -122,7 +138,11 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
             inner.dispatch(run, job.clone(), Some(permit));
         }
     }
-    Ok(if more { Tick::More } else { Tick::Done })
+    Ok(if more {
+        Tick::More
+    } else {
+        Tick::Done { claimed }
+    })
 }
 
 /// Recover expired leases every recovery interval until shutdown.
