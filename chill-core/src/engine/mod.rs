@@ -305,13 +305,23 @@ impl ChillHandle {
 
 impl Chill {
     /// An engine instance over a store, a clock and an AI client. Nothing runs until
-    /// [`Chill::start`]; the job API works at once.
+    /// [`Chill::start`]; the job API works at once. A heartbeat interval longer than half
+    /// the lease duration is shortened to a third of it.
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         ai: Arc<dyn AiClient>,
         options: ChillOptions,
     ) -> Chill {
+        let mut options = options;
+        if options.heartbeat_interval * 2 > options.lease_duration {
+            // A lease must survive a late heartbeat: renew at least twice per lease.
+            options.heartbeat_interval = options.lease_duration / 3;
+            tracing::warn!(
+                heartbeat_ms = options.heartbeat_interval.as_millis() as u64,
+                "heartbeat interval too long for the lease duration; using a third of the lease"
+            );
+        }
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
         let seed = options.seed.unwrap_or_else(|| {
             let t = Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64;
