@@ -65,7 +65,7 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
 }
 
 /// Renew the lease every heartbeat interval; returns only when the lease is lost.
-async fn heartbeat(inner: &Inner, execution: &Execution) {
+pub(crate) async fn heartbeat(inner: &Inner, execution: &Execution) {
     let owner = &inner.options.instance_id;
     loop {
         inner.clock.sleep(inner.options.heartbeat_interval).await;

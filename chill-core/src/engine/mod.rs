@@ -183,12 +183,24 @@ impl Inner {
         let inner = self.clone();
         let mut running = self.running();
         let task = tokio::spawn(async move {
+            // Waiting for capacity can take longer than a lease: renew it meanwhile, or the
+            // execution would be recovered as crashed while it waits.
             let permit = match permit {
-                Some(p) => Some(p),
-                None => inner.permits.clone().acquire_owned().await.ok(),
+                Some(p) => Some(Ok(p)),
+                None => tokio::select! {
+                    p = inner.permits.clone().acquire_owned() => Some(p),
+                    () = executor::heartbeat(&inner, &execution) => None,
+                },
             };
-            executor::run(inner.clone(), execution, job).await;
-            drop(permit);
+            match permit {
+                Some(permit) => {
+                    executor::run(inner.clone(), execution, job).await;
+                    drop(permit);
+                }
+                None => {
+                    tracing::warn!(execution_id = %id, "lease lost while waiting for capacity; abandoning the execution");
+                }
+            }
             inner.running().remove(&id);
             inner.idle.notify_waiters();
             inner.wake.notify_one();
@@ -197,7 +209,8 @@ impl Inner {
     }
 
     /// Dispatch an execution claimed without its job at hand (a retry attempt, a promoted
-    /// buffered run): read the job; if it is gone or paused, cancel the execution.
+    /// buffered run): read the job; if it is gone or paused, cancel the execution; if the
+    /// store cannot tell, leave the execution to lease recovery.
     async fn dispatch_with_job(self: &Arc<Self>, execution: Execution) {
         self.dispatch_claimed_inner(execution, None).await;
     }
@@ -217,13 +230,17 @@ impl Inner {
     ) {
         let job = self
             .retry_store("get_job", || self.store.get_job(&execution.job_id))
-            .await
-            .flatten();
+            .await;
         match job {
-            Some(job) if job.enabled && job.deleted_at.is_none() => {
+            Some(Some(job)) if job.enabled && job.deleted_at.is_none() => {
                 self.dispatch(execution, job, permit);
             }
-            _ => {
+            None => {
+                // The store kept failing: the job may well be active. Leave the execution to
+                // its lease; once it expires, recovery fails it and applies the retry policy.
+                tracing::warn!(execution_id = %execution.id, "could not read the job of a claimed execution; it will be recovered when its lease expires");
+            }
+            Some(_) => {
                 let now = self.now();
                 let record = executor::ended_without_answer(
                     &execution,
@@ -429,7 +446,7 @@ impl Chill {
     }
 
     /// Apply a patch only if the job is still at `version` ([`Error::VersionConflict`]
-    /// otherwise).
+    /// otherwise). Claiming a slot moves the job's next run and so changes its version too.
     pub async fn update_job_at(
         &self,
         id: &JobId,

@@ -143,7 +143,12 @@ pub(crate) fn plan(job: &Job, now: DateTime<Utc>, lease: &Lease, max_slots: usiz
         }
         plan.claim.executions.push(e);
     }
-    if job.overlap_policy == OverlapPolicy::Skip && plan.claim.started > 0 {
+    // Under `skip`, a manual run and a slot must not both start. A buffered slot waits for
+    // the run in progress to end: if that run ended between the read and the claim, nothing
+    // would ever start the buffered slot, so the claim must fail and be planned again.
+    if (job.overlap_policy == OverlapPolicy::Skip && plan.claim.started > 0)
+        || plan.claim.buffered.is_some()
+    {
         plan.claim.expected_running = Some(job.running_count);
     }
     Some(plan)
@@ -251,6 +256,7 @@ mod tests {
         let p = plan(&j, t(9, 0, 0), &lease(), 25).unwrap();
         assert_eq!(statuses(&p), vec![(t(9, 0, 0), ExecutionStatus::Pending)]);
         assert_eq!(p.claim.buffered, Some(p.claim.executions[0].id));
+        assert_eq!(p.claim.expected_running, Some(1), "buffered behind a run");
 
         j.buffered_execution_id = p.claim.buffered;
         let p = plan(&j, t(9, 0, 0), &lease(), 25).unwrap();

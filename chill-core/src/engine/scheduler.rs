@@ -113,7 +113,13 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
     more |= jobs.len() == free;
     for job in jobs {
         let lease = inner.lease();
-        let Some(plan) = planner::plan(&job, now, &lease, inner.options.max_slots_per_claim) else {
+        // Each slot needs at most one permit: a claim of no more slots than there are free
+        // permits can always start its runs (a larger one could never be taken).
+        let max_slots = inner
+            .options
+            .max_slots_per_claim
+            .min(inner.permits.available_permits());
+        let Some(plan) = planner::plan(&job, now, &lease, max_slots) else {
             continue;
         };
         let mut permits = Vec::with_capacity(plan.runs.len());

@@ -239,7 +239,8 @@ pub struct Job {
     pub created_by: Option<String>,
     /// Who changed the job last.
     pub updated_by: Option<String>,
-    /// Incremented by every change; stores refuse a write based on an older version.
+    /// Incremented by every change (each claim of its slots included, as it moves
+    /// `nextRunAt`); stores refuse a write based on an older version.
     #[serde(default = "defaults::version")]
     pub version: u64,
     /// When the job was soft-deleted; a deleted job does not run.

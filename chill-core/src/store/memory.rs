@@ -405,6 +405,7 @@ impl Store for MemoryStore {
         }
         let mut job = job.clone();
         job.next_run_at = claim.next_run_at;
+        job.version += 1;
         State::mark_started(&mut job, claim.started, claim.started_at);
         if claim.buffered.is_some() {
             job.buffered_execution_id = claim.buffered;

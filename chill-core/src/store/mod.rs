@@ -43,7 +43,8 @@ pub struct SlotClaim {
     /// ...and its `nextRunAt` is still this (no other instance claimed the slot).
     pub expected_next_run_at: DateTime<Utc>,
     /// ...and, when set, its running count is still this (used under the `skip` overlap
-    /// policy, so that a manual trigger and a slot cannot both start).
+    /// policy, so that a manual trigger and a slot cannot both start, and when a slot is
+    /// buffered, so that it is not buffered behind a run that already ended).
     pub expected_running: Option<u32>,
     /// The job's new `nextRunAt` (`None`: no more runs).
     pub next_run_at: Option<DateTime<Utc>>,
@@ -141,7 +142,8 @@ pub trait Store: Send + Sync {
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
 
     /// Replace a job's configuration, conditioned on its `version` being `expected_version`
-    /// (atomic compare-and-set). Writes every field *except* the statistics (`lastRun*`,
+    /// (atomic compare-and-set; a claim also changes the version, see
+    /// [`Store::claim_slots`]). Writes every field *except* the statistics (`lastRun*`,
     /// counts, durations, tokens, cost), `runningCount` and the buffered execution, which
     /// only [`Store::claim_slots`], [`Store::start_manual`], [`Store::claim_attempt`] and
     /// [`Store::finish`] change. [`StoreError::VersionConflict`] when the version differs,
@@ -189,10 +191,15 @@ pub trait Store: Send + Sync {
     /// Claim a job's due slots. **Atomic and conditional**: if the job still has the expected
     /// version, `nextRunAt` (and running count, when given), is enabled and not deleted, and
     /// none of the executions exists yet (and, with `buffered`, the job has no buffered
-    /// execution), then all of: the job's `nextRunAt` is set, its running count grows by
-    /// `started`, `lastRunStatus`/`lastRunAt` are set when `started > 0`, the buffered id is
-    /// recorded, and every execution is created. Otherwise nothing changes and the result is
-    /// `false`: another instance claimed first, or the job changed.
+    /// execution), then all of: the job's `nextRunAt` is set, its `version` grows by one,
+    /// its running count grows by `started`, `lastRunStatus`/`lastRunAt` are set when
+    /// `started > 0`, the buffered id is recorded, and every execution is created. Otherwise
+    /// nothing changes and the result is `false`: another instance claimed first, or the job
+    /// changed.
+    ///
+    /// The version grows because `nextRunAt` is part of what [`Store::update_job`] writes: a
+    /// configuration change based on the job as read before the claim must be refused, or it
+    /// would set `nextRunAt` back to a slot already claimed.
     async fn claim_slots(&self, claim: &SlotClaim) -> Result<bool, StoreError>;
 
     /// Start a manual run. **Atomic and conditional**: if the job exists, is enabled and not

@@ -1,7 +1,7 @@
 //! A store wrapper that injects faults: seeded random errors and latency, and outages.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,12 +38,14 @@ impl Faults {
     };
 }
 
-/// Wraps a store; fails calls at a seeded rate, adds latency on the clock, and can be taken
-/// down entirely ([`FaultyStore::set_down`]) to simulate an outage.
+/// Wraps a store; fails calls at a seeded rate, adds latency on the clock, can slow chosen
+/// operations down by a fixed time ([`FaultyStore::set_delay`]), and can be taken down
+/// entirely ([`FaultyStore::set_down`]) to simulate an outage.
 pub struct FaultyStore {
     inner: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     faults: Mutex<Faults>,
+    delays: Mutex<HashMap<String, Duration>>,
     rng: Mutex<Rng>,
     down: AtomicBool,
     injected: AtomicU64,
@@ -70,6 +72,7 @@ impl FaultyStore {
             inner,
             clock,
             faults: Mutex::new(faults),
+            delays: Mutex::new(HashMap::new()),
             rng: Mutex::new(Rng::new(seed)),
             down: AtomicBool::new(false),
             injected: AtomicU64::new(0),
@@ -83,6 +86,18 @@ impl FaultyStore {
 
     fn faults(&self) -> Faults {
         *self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Make every call of one operation (a [`Store`] method name, such as `"claim_slots"`)
+    /// wait `delay` on the clock before it reaches the store: a slow round trip, so that other
+    /// tasks act in between, deterministically. `Duration::ZERO` removes the delay.
+    pub fn set_delay(&self, operation: &str, delay: Duration) {
+        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
+        if delay.is_zero() {
+            delays.remove(operation);
+        } else {
+            delays.insert(operation.to_string(), delay);
+        }
     }
 
     /// Take the store down (every call fails with [`StoreError::Unavailable`]) or bring it
@@ -112,6 +127,15 @@ impl FaultyStore {
 
     /// Latency and failures before a call.
     async fn before(&self, what: &str) -> Result<(), StoreError> {
+        let delay = self
+            .delays
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(what)
+            .copied();
+        if let Some(delay) = delay {
+            self.clock.sleep(delay).await;
+        }
         let faults = self.faults();
         if !faults.max_latency.is_zero() {
             let nanos = (faults.max_latency.as_nanos() as f64 * self.draw()) as u64;
