@@ -2,6 +2,7 @@
 //! conformance suite, a scripted AI client, a fault-injecting store, and the simulation
 //! harness.
 
+pub mod conformance;
 mod faulty_store;
 mod scripted_ai;
 pub mod sim;
