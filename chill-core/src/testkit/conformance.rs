@@ -954,7 +954,8 @@ pub async fn claim_slots_conditions(store: &dyn Store, _caps: &Capabilities) {
 /// running count grows by `started`, `lastRunStatus` becomes `running` and `lastRunAt` the
 /// claim's `started_at` when `started > 0` (and both stay as they were when it is 0), the
 /// buffered id is recorded, every execution (running, skipped, pending) is created exactly as
-/// given, and nothing else of the job changes (its version included).
+/// given, the job's version grows by one (so that a configuration update based on the job as
+/// read before the claim is refused), and nothing else of the job changes.
 pub async fn claim_slots_effects(store: &dyn Store, _caps: &Capabilities) {
     let mut sb = Sandbox::new(store, "claim_slots_effects", 2038);
     let job = sb.create_due("effects", sb.at(60)).await;
@@ -976,6 +977,7 @@ pub async fn claim_slots_effects(store: &dyn Store, _caps: &Capabilities) {
         .expect_job(
             Job {
                 next_run_at: Some(sb.at(180)),
+                version: job.version + 1,
                 ..started_job(&job, 2, now)
             },
             "after claiming two runs: nextRunAt moved, running count 2, lastRunStatus running, lastRunAt the start",
@@ -1002,6 +1004,7 @@ pub async fn claim_slots_effects(store: &dyn Store, _caps: &Capabilities) {
         .expect_job(
             Job {
                 next_run_at: Some(sb.at(240)),
+                version: job.version + 1,
                 ..job
             },
             "a claim that starts nothing moves nextRunAt only (lastRunAt, lastRunStatus and running count stay)",
@@ -1019,6 +1022,7 @@ pub async fn claim_slots_effects(store: &dyn Store, _caps: &Capabilities) {
         Job {
             next_run_at: None,
             buffered_execution_id: Some(buffered.id),
+            version: job.version + 1,
             ..job
         },
         "a buffered claim records the buffered id; nextRunAt None is written",
@@ -2038,6 +2042,8 @@ pub async fn statistics_tally(store: &dyn Store, _caps: &Capabilities) {
     let totals = tallied(
         &Job {
             running_count: 8,
+            // One claim per pair of outcomes, each a new version.
+            version: initial.version + outcomes.chunks(2).len() as u64,
             ..initial.clone()
         },
         &history,
@@ -2125,6 +2131,7 @@ pub async fn claim_slots_race(store: Arc<dyn Store>, caps: &Capabilities) {
             .expect_job(
                 Job {
                     next_run_at: Some(slot + minutes(60)),
+                    version: job.version + 1,
                     ..started_job(&job, 1, now)
                 },
                 "after a race: nextRunAt moved on once, running count +1",
