@@ -5,6 +5,8 @@
 //! The bench targets (`benches/schedule.rs`, `benches/schedule_memory.rs`) and the tests use
 //! these, so every library sees the same inputs.
 
+pub mod engine;
+
 use std::alloc::System;
 
 use chrono::{DateTime, TimeZone, Utc};
