@@ -3,7 +3,10 @@
 //! `next_after` is timed from, and a heap counter for the bytes a compiled schedule keeps.
 //!
 //! The bench targets (`benches/schedule.rs`, `benches/schedule_memory.rs`) and the tests use
-//! these, so every library sees the same inputs.
+//! these, so every library sees the same inputs. The [`engine`] module holds what the engine
+//! benchmarks share (`benches/engine.rs`, `examples/engine_profile.rs`, `tests/engine_setup.rs`).
+
+pub mod engine;
 
 use std::alloc::System;
 
