@@ -61,7 +61,8 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     };
     let latency = (now - called_at).num_milliseconds().max(0) as u64;
     let (record, next_attempt) = conclude(&inner, &execution, &job, answer, latency, now);
-    finish(&inner, record, next_attempt, &execution, None).await;
+    // Boxed: keeps the spawned execution future small (tokio moves it several times).
+    Box::pin(finish(&inner, record, next_attempt, &execution, None)).await;
 }
 
 /// Renew the lease every heartbeat interval; returns only when the lease is lost.
@@ -213,7 +214,7 @@ pub(crate) async fn finish(
                 inner.wake.notify_one();
             }
             if let Some(promoted) = promoted {
-                inner.dispatch_with_job(*promoted).await;
+                Box::pin(inner.dispatch_with_job(*promoted)).await;
             }
         }
         Some(FinishOutcome::Fenced) => {

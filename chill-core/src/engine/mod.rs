@@ -182,7 +182,8 @@ impl Inner {
         let id = execution.id;
         let inner = self.clone();
         let mut running = self.running();
-        let task = tokio::spawn(async move {
+        // Boxed so that spawning moves a pointer, not the whole execution future.
+        let task = tokio::spawn(Box::pin(async move {
             // Waiting for capacity can take longer than a lease: renew it meanwhile, or the
             // execution would be recovered as crashed while it waits.
             let permit = match permit {
@@ -204,7 +205,7 @@ impl Inner {
             inner.running().remove(&id);
             inner.idle.notify_waiters();
             inner.wake.notify_one();
-        });
+        }));
         running.insert(id, task.abort_handle());
     }
 
