@@ -11,8 +11,9 @@
 //! use chill_core::{Chill, ChillOptions, MemoryStore, SystemClock};
 //!
 //! // Or `QueryClient::from_env()?`, from CLAUDE_API_URL, CLAUDE_API_KEY, CLAUDE_API_TIMEOUT.
-//! let ai = QueryClient::new(QueryConfig::new("http://claude.internal:3000/query")?.with_api_key("key")?)?;
-//! assert!(!format!("{ai:?}").contains("key\""));
+//! let config = QueryConfig::new("http://claude.internal:3000/query")?.with_api_key("secret-key")?;
+//! let ai = QueryClient::new(config)?;
+//! assert!(!format!("{ai:?}").contains("secret-key")); // keys never show
 //! let chill = Chill::new(
 //!     Arc::new(MemoryStore::new()),
 //!     Arc::new(SystemClock),
@@ -72,6 +73,7 @@ pub use settings::HttpOptions;
 /// [`chill_core::AiClient::call`] returns only the outcome; the engine measures the latency
 /// it records on its own clock.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Exchange {
     /// The answer, or why there is none.
     pub outcome: Result<AiResponse, AiError>,
