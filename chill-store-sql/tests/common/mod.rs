@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use chill_store_sql::{SqlOptions, SqlStore};
 
+pub(crate) mod engine;
+
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
