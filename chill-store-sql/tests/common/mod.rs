@@ -256,14 +256,14 @@ where
 /// Run `test` with a store on a fresh database of each kind compiled in.
 pub(crate) async fn on_each<F, Fut>(name: &str, test: F)
 where
-    F: Fn(Kind, Arc<SqlStore>) -> Fut + Clone + Send + 'static,
+    F: Fn(TestDb, Arc<SqlStore>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     for kind in Kind::all() {
         let test = test.clone();
         with_db(kind, name, move |db| async move {
             let store = Arc::new(db.store().await);
-            test(kind, store.clone()).await;
+            test(db, store.clone()).await;
             store.close().await;
         })
         .await;
