@@ -33,6 +33,8 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     };
 
     let fail = |e| SqlError::connect("SQLite", e);
+    // sqlx reads the scheme in lower case only.
+    let url = &format!("sqlite:{}", url.get(7..).unwrap_or_default());
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let connect = SqliteConnectOptions::from_str(url)
         .map_err(fail)?

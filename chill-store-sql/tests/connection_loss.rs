@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chill_core::{Chill, Error, JobSpec, RetryPolicy, Store, StoreError, SystemClock};
-use common::engine::{CountingAi, check, fast_options};
+use chill_core::{Chill, Error, Store, StoreError, SystemClock};
+use common::engine::{CountingAi, check, every_second, fast_options};
 use common::{Kind, with_db};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -122,16 +122,7 @@ async fn cut_and_restore(kind: Kind) {
         );
         let mut jobs = Vec::new();
         for i in 0..20 {
-            let spec = JobSpec {
-                retry_policy: RetryPolicy {
-                    max_retries: 2,
-                    retry_delay: 1,
-                    max_delay: 2,
-                    retry_on_timeout: false,
-                },
-                ..JobSpec::new(format!("job {i}"), format!("prompt {i}"), "* * * * * *")
-            };
-            jobs.push(chill.create_job(spec).await.unwrap());
+            jobs.push(chill.create_job(every_second(i)).await.unwrap());
         }
         let engine = chill.start();
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -168,12 +159,7 @@ async fn cut_and_restore(kind: Kind) {
             tally.running,
             after
         );
-        assert!(
-            tally.violations.is_empty(),
-            "{kind:?}: {} violations:\n{}",
-            tally.violations.len(),
-            tally.violations.join("\n")
-        );
+        tally.assert_clean(kind);
         direct.close().await;
         drop(proxy);
     })

@@ -10,8 +10,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chill_core::{Chill, JobSpec, RetryPolicy, Store, SystemClock};
-use common::engine::{CountingAi, check, fast_options};
+use chill_core::{Chill, Store, SystemClock};
+use common::engine::{CountingAi, check, every_second, fast_options};
 use common::{Kind, with_db};
 
 const ENGINES: usize = 4;
@@ -37,17 +37,7 @@ async fn four_engines(kind: Kind) {
         }
         let mut jobs = Vec::new();
         for i in 0..JOBS {
-            let spec = JobSpec {
-                retry_policy: RetryPolicy {
-                    max_retries: 2,
-                    retry_delay: 1,
-                    max_delay: 2,
-                    retry_on_timeout: false,
-                },
-                tags: vec![format!("group-{}", i % 7)],
-                ..JobSpec::new(format!("job {i}"), format!("prompt {i}"), "* * * * * *")
-            };
-            jobs.push(engines[i % ENGINES].create_job(spec).await.unwrap());
+            jobs.push(engines[i % ENGINES].create_job(every_second(i)).await.unwrap());
         }
         let handles: Vec<_> = engines.iter().map(Chill::start).collect();
 
@@ -94,12 +84,7 @@ async fn four_engines(kind: Kind) {
             tally.running,
             ai.calls().len()
         );
-        assert!(
-            tally.violations.is_empty(),
-            "{kind:?}: {} violations:\n{}",
-            tally.violations.len(),
-            tally.violations.join("\n")
-        );
+        tally.assert_clean(kind);
         assert_eq!(tally.manual, manual_started as usize, "every started manual run is recorded");
         // Counts that show the run did something (not timings): most slots of 20 seconds ran.
         assert!(tally.slots >= JOBS * 5, "{kind:?}: only {} slots recorded", tally.slots);

@@ -3,6 +3,7 @@
 //! harness.
 
 mod faulty_store;
+mod in_flight;
 mod scripted_ai;
 pub mod sim;
 

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chill_core::store::{JobFilter, PageRequest};
 use chill_core::{
     AiClient, AiError, AiRequest, AiResponse, ChillOptions, Execution, ExecutionId,
-    ExecutionStatus, Job, JobId, Store, TokenUsage, Trigger,
+    ExecutionStatus, Job, JobId, JobSpec, RetryPolicy, Store, TokenUsage, Trigger,
 };
 
 /// An AI endpoint that answers after a few milliseconds: mostly successes, some 503s
@@ -101,6 +101,20 @@ pub(crate) fn fast_options(instance: &str) -> ChillOptions {
         .with_shutdown_grace(Duration::from_secs(30))
 }
 
+/// Job `i` of a test: every second, retried twice one to two seconds later.
+pub(crate) fn every_second(i: usize) -> JobSpec {
+    JobSpec {
+        retry_policy: RetryPolicy {
+            max_retries: 2,
+            retry_delay: 1,
+            max_delay: 2,
+            retry_on_timeout: false,
+        },
+        tags: vec![format!("group-{}", i % 7)],
+        ..JobSpec::new(format!("job {i}"), format!("prompt {i}"), "* * * * * *")
+    }
+}
+
 /// What the store holds after a run, counted.
 #[derive(Debug, Default)]
 pub(crate) struct Tally {
@@ -128,6 +142,18 @@ async fn all_executions(store: &dyn Store, job: &JobId) -> Vec<Execution> {
         }
     }
     out
+}
+
+impl Tally {
+    /// Fail the test with every violation found.
+    pub(crate) fn assert_clean(&self, what: impl std::fmt::Debug) {
+        assert!(
+            self.violations.is_empty(),
+            "{what:?}: {} violations:\n{}",
+            self.violations.len(),
+            self.violations.join("\n")
+        );
+    }
 }
 
 /// Check the invariants over everything the store holds for `jobs` (as created):
