@@ -2,6 +2,7 @@
 //! conformance suite, a scripted AI client, a fault-injecting store, and the simulation
 //! harness.
 
+pub mod conformance;
 mod faulty_store;
 mod in_flight;
 mod scripted_ai;
