@@ -4,6 +4,7 @@
 
 pub mod conformance;
 mod faulty_store;
+mod in_flight;
 mod scripted_ai;
 pub mod sim;
 

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::faulty_store::{Faults, FaultyStore};
+use super::in_flight::InFlight;
 use crate::ai::{AiClient, AiError, AiRequest, AiResponse, TokenUsage};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::{Chill, ChillHandle, ChillOptions};
@@ -315,15 +316,24 @@ enum Instance {
     Down { until: DateTime<Utc> },
 }
 
-/// Run one simulation on a fresh current-thread runtime (deterministic for a seed).
+/// Run one simulation on a fresh current-thread runtime over a [`MemoryStore`] (deterministic
+/// for a seed).
 pub fn simulate(config: &SimConfig) -> SimReport {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap_or_else(|e| panic!("cannot build a tokio runtime: {e}"));
-    runtime.block_on(simulate_async(config))
+    runtime.block_on(simulate_with(config, Arc::new(MemoryStore::new())))
 }
 
-async fn simulate_async(config: &SimConfig) -> SimReport {
+/// Run one simulation over `store` (a new, empty one) on the calling runtime; a
+/// current-thread runtime keeps it deterministic as far as the store is. With a
+/// [`MemoryStore`] this is [`simulate`].
+///
+/// A store that answers later than within one poll (a database) is waited for: before the
+/// simulated clock moves on, every call in flight has its answer, so that the engines see time
+/// pass as they would over memory. Such a store may need the runtime's timers
+/// (`enable_time`).
+pub async fn simulate_with(config: &SimConfig, store: Arc<dyn Store>) -> SimReport {
     let mut rng = Rng::new(config.seed);
     let starts = [
         Utc.with_ymd_and_hms(2026, 3, 7, 12, 0, 0),
@@ -335,14 +345,15 @@ async fn simulate_async(config: &SimConfig) -> SimReport {
     let end = start + TimeDelta::days(i64::from(config.days));
     let clock = ManualClock::new(start);
     let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-    let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let memory = store;
+    let in_flight = Arc::new(InFlight::new(memory.clone()));
     let faults = Faults {
         error_rate: if config.store_faults { 0.02 } else { 0.0 },
         lost_reply_rate: if config.store_faults { 0.01 } else { 0.0 },
         max_latency: Duration::from_millis(200),
     };
     let faulty = Arc::new(FaultyStore::new(
-        memory.clone(),
+        in_flight.clone(),
         dyn_clock.clone(),
         faults,
         rng.next_u64(),
@@ -401,6 +412,7 @@ async fn simulate_async(config: &SimConfig) -> SimReport {
             .map_or(next_event, |d| d.min(next_event))
             .min(end);
         clock.advance_to(target).await;
+        in_flight.quiesce().await;
         let now = clock.now();
         if now < next_event {
             continue;
@@ -489,6 +501,7 @@ async fn simulate_async(config: &SimConfig) -> SimReport {
             .next_deadline()
             .map_or(settle_end, |d| d.min(settle_end));
         clock.advance_to(target).await;
+        in_flight.quiesce().await;
     }
     report.store_faults = faulty.injected();
 

@@ -1,0 +1,133 @@
+//! Opening the pools of each database.
+
+use crate::db::Pools;
+use crate::{Backend, SqlError, SqlOptions};
+
+/// The pools for `url`, and the largest value the store may write.
+pub(crate) async fn pools(
+    backend: Backend,
+    url: &str,
+    options: &SqlOptions,
+) -> Result<(Pools, usize), SqlError> {
+    match backend {
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => sqlite(url, options).await,
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => postgres(url, options).await,
+        #[cfg(feature = "mysql")]
+        Backend::MySql => mysql(url, options).await,
+        #[allow(unreachable_patterns)]
+        other => Err(SqlError::FeatureDisabled {
+            backend: other.name(),
+            feature: other.feature(),
+        }),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlError> {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+
+    let fail = |e| SqlError::connect("SQLite", e);
+    // sqlx reads the scheme in lower case only.
+    let url = &format!("sqlite:{}", url.get(7..).unwrap_or_default());
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let connect = SqliteConnectOptions::from_str(url)
+        .map_err(fail)?
+        .create_if_missing(true)
+        .busy_timeout(options.busy_timeout)
+        .foreign_keys(false);
+    if in_memory {
+        // One connection that lives as long as the store: the database lives in it.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(fail)?;
+        let pools = Pools::Sqlite {
+            writer: pool.clone(),
+            reader: pool,
+        };
+        return Ok((pools, options.max_value_bytes));
+    }
+    // WAL: readers never block the writer nor each other; NORMAL synchronisation is durable
+    // across process crashes (a power loss may lose the last transactions, never corrupt).
+    let connect = connect
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect.clone())
+        .await
+        .map_err(fail)?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(fail)?;
+    Ok((Pools::Sqlite { writer, reader }, options.max_value_bytes))
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlError> {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    let fail = |e| SqlError::connect("PostgreSQL", e);
+    let connect = PgConnectOptions::from_str(url).map_err(fail)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .connect_with(connect)
+        .await
+        .map_err(fail)?;
+    Ok((Pools::Postgres(pool), options.max_value_bytes))
+}
+
+#[cfg(feature = "mysql")]
+async fn mysql(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlError> {
+    use std::str::FromStr;
+
+    use sqlx::Executor;
+    use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+
+    let fail = |e| SqlError::connect("MySQL", e);
+    let connect = MySqlConnectOptions::from_str(url).map_err(fail)?;
+    let pool = MySqlPoolOptions::new()
+        .max_connections(options.max_connections)
+        .acquire_timeout(options.acquire_timeout)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // READ COMMITTED: conditional updates see the latest committed row and take
+                // no gap locks; strict mode: a value that does not fit is an error, never
+                // silently cut.
+                conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                conn.execute("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(connect)
+        .await
+        .map_err(fail)?;
+    let packet: i64 = sqlx::query_scalar("SELECT CAST(@@max_allowed_packet AS SIGNED)")
+        .fetch_one(&pool)
+        .await
+        .map_err(fail)?;
+    let max = usize::try_from(packet / 4)
+        .unwrap_or(usize::MAX)
+        .min(options.max_value_bytes);
+    Ok((Pools::MySql(pool), max))
+}

@@ -1,0 +1,381 @@
+//! One thin layer over the three sqlx drivers: pools, transactions, bound arguments and rows,
+//! so that the store's logic is written once.
+//!
+//! Statements are written with `?` placeholders; [`Backend::placeholders`] rewrites them to
+//! `$1, $2, ...` for PostgreSQL.
+
+use uuid::Uuid;
+
+use crate::Backend;
+
+/// A bound value. Nulls carry their type, which PostgreSQL needs.
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Int(Option<i64>),
+    Bool(bool),
+    Bytes(Option<Vec<u8>>),
+    Text(Option<String>),
+    Uuid(Option<Uuid>),
+}
+
+/// Build a query of database `$db` from SQL text and arguments.
+macro_rules! bound {
+    ($db:ty, $sql:expr, $args:expr) => {{
+        let mut q = sqlx::query::<$db>($sql);
+        for arg in $args {
+            q = match arg {
+                Arg::Int(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+                Arg::Bytes(v) => q.bind(v),
+                Arg::Text(v) => q.bind(v),
+                Arg::Uuid(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+/// The connection pools of a store.
+#[derive(Debug, Clone)]
+pub(crate) enum Pools {
+    /// SQLite: one connection for all writes (so writers queue in the process instead of
+    /// contending for the file lock), and a pool of readers. For an in-memory database both are
+    /// the same single connection.
+    #[cfg(feature = "sqlite")]
+    Sqlite {
+        writer: sqlx::SqlitePool,
+        reader: sqlx::SqlitePool,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+/// An open transaction.
+pub(crate) enum Tx {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::Transaction<'static, sqlx::MySql>),
+}
+
+/// A result row.
+pub(crate) enum Row {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::sqlite::SqliteRow),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::postgres::PgRow),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::mysql::MySqlRow),
+}
+
+type Result<T> = std::result::Result<T, sqlx::Error>;
+
+impl Pools {
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => Backend::Postgres,
+            #[cfg(feature = "mysql")]
+            Pools::MySql(_) => Backend::MySql,
+        }
+    }
+
+    /// Begin a write transaction (SQLite: `BEGIN IMMEDIATE`, so that the write lock is taken
+    /// at once and a transaction never has to upgrade its lock).
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => Tx::Postgres(p.begin().await?),
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => Tx::MySql(p.begin().await?),
+        })
+    }
+
+    /// Run one reading statement outside a transaction.
+    pub(crate) async fn fetch_all(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { reader, .. } => bound!(sqlx::Sqlite, sql, args)
+                .fetch_all(reader)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => bound!(sqlx::Postgres, sql, args)
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => bound!(sqlx::MySql, sql, args)
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(Row::MySql)
+                .collect(),
+        })
+    }
+
+    /// Run one reading statement outside a transaction; its first row.
+    pub(crate) async fn fetch_optional(&self, sql: &str, args: Vec<Arg>) -> Result<Option<Row>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { reader, .. } => bound!(sqlx::Sqlite, sql, args)
+                .fetch_optional(reader)
+                .await?
+                .map(Row::Sqlite),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => bound!(sqlx::Postgres, sql, args)
+                .fetch_optional(p)
+                .await?
+                .map(Row::Postgres),
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => bound!(sqlx::MySql, sql, args)
+                .fetch_optional(p)
+                .await?
+                .map(Row::MySql),
+        })
+    }
+
+    /// Run one writing statement on its own (autocommit); the rows it affected.
+    pub(crate) async fn execute(&self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { writer, .. } => bound!(sqlx::Sqlite, sql, args)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => bound!(sqlx::Postgres, sql, args)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => bound!(sqlx::MySql, sql, args)
+                .execute(p)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Close every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => p.close().await,
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    /// Run a statement; the rows it affected.
+    pub(crate) async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => bound!(sqlx::Sqlite, sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => bound!(sqlx::Postgres, sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+            #[cfg(feature = "mysql")]
+            Tx::MySql(tx) => bound!(sqlx::MySql, sql, args)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Run a statement; its rows.
+    pub(crate) async fn fetch_all(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => bound!(sqlx::Sqlite, sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => bound!(sqlx::Postgres, sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect(),
+            #[cfg(feature = "mysql")]
+            Tx::MySql(tx) => bound!(sqlx::MySql, sql, args)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(Row::MySql)
+                .collect(),
+        })
+    }
+
+    /// Run a statement; its first row.
+    pub(crate) async fn fetch_optional(
+        &mut self,
+        sql: &str,
+        args: Vec<Arg>,
+    ) -> Result<Option<Row>> {
+        Ok(match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => bound!(sqlx::Sqlite, sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Sqlite),
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => bound!(sqlx::Postgres, sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::Postgres),
+            #[cfg(feature = "mysql")]
+            Tx::MySql(tx) => bound!(sqlx::MySql, sql, args)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(Row::MySql),
+        })
+    }
+
+    /// Commit.
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => tx.commit().await,
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => tx.commit().await,
+            #[cfg(feature = "mysql")]
+            Tx::MySql(tx) => tx.commit().await,
+        }
+    }
+
+    /// Roll back (dropping a transaction rolls it back too, later).
+    pub(crate) async fn rollback(self) -> Result<()> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Tx::Sqlite(tx) => tx.rollback().await,
+            #[cfg(feature = "postgres")]
+            Tx::Postgres(tx) => tx.rollback().await,
+            #[cfg(feature = "mysql")]
+            Tx::MySql(tx) => tx.rollback().await,
+        }
+    }
+}
+
+/// Decode column `$idx` of `$row` as `$ty`.
+macro_rules! get {
+    ($row:expr, $ty:ty, $idx:expr) => {{
+        use sqlx::Row as _;
+        match $row {
+            #[cfg(feature = "sqlite")]
+            Row::Sqlite(r) => r.try_get::<$ty, _>($idx),
+            #[cfg(feature = "postgres")]
+            Row::Postgres(r) => r.try_get::<$ty, _>($idx),
+            #[cfg(feature = "mysql")]
+            Row::MySql(r) => r.try_get::<$ty, _>($idx),
+        }
+    }};
+}
+
+impl Row {
+    pub(crate) fn opt_i64(&self, idx: usize) -> Result<Option<i64>> {
+        get!(self, Option<i64>, idx)
+    }
+
+    pub(crate) fn i64(&self, idx: usize) -> Result<i64> {
+        get!(self, i64, idx)
+    }
+
+    pub(crate) fn bool(&self, idx: usize) -> Result<bool> {
+        get!(self, bool, idx)
+    }
+
+    pub(crate) fn opt_bytes(&self, idx: usize) -> Result<Option<Vec<u8>>> {
+        get!(self, Option<Vec<u8>>, idx)
+    }
+
+    pub(crate) fn opt_text(&self, idx: usize) -> Result<Option<String>> {
+        #[cfg(feature = "mysql")]
+        if let Row::MySql(r) = self {
+            // A column with a binary collation (`utf8mb4_bin`) is flagged binary, which sqlx
+            // refuses to decode as a string: read its bytes.
+            use sqlx::Row as _;
+            return r
+                .try_get::<Option<Vec<u8>>, _>(idx)?
+                .map(|b| {
+                    String::from_utf8(b).map_err(|e| sqlx::Error::ColumnDecode {
+                        index: idx.to_string(),
+                        source: Box::new(e),
+                    })
+                })
+                .transpose();
+        }
+        get!(self, Option<String>, idx)
+    }
+
+    pub(crate) fn opt_uuid(&self, idx: usize) -> Result<Option<Uuid>> {
+        get!(self, Option<Uuid>, idx)
+    }
+}
+
+impl Backend {
+    /// The statement for this database: `?` placeholders become `$1, $2, ...` for PostgreSQL
+    /// (no statement of this crate has a `?` anywhere else).
+    pub(crate) fn placeholders(self, sql: &str) -> String {
+        if self != Backend::Postgres {
+            return sql.to_string();
+        }
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// `FOR UPDATE` where the database has row locks (a SQLite write transaction holds the
+    /// whole file already).
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres | Backend::MySql => " FOR UPDATE",
+        }
+    }
+
+    /// An expression that is true when binary string `haystack` contains the bound `?`,
+    /// byte for byte.
+    pub(crate) fn contains(self, haystack: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("instr({haystack}, ?) > 0"),
+            Backend::Postgres => format!("position(? in {haystack}) > 0"),
+            Backend::MySql => format!("LOCATE(?, {haystack}) > 0"),
+        }
+    }
+}
