@@ -46,6 +46,7 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(options.acquire_timeout)
@@ -63,14 +64,18 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     let connect = connect
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
+    // No ping before each use: a SQLite connection is a file handle, not a socket that can
+    // break, and the ping is a round trip to the connection's worker thread.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect.clone())
         .await
         .map_err(fail)?;
     let reader = SqlitePoolOptions::new()
         .max_connections(options.max_connections)
+        .test_before_acquire(false)
         .acquire_timeout(options.acquire_timeout)
         .connect_with(connect)
         .await

@@ -9,10 +9,24 @@
 //! | `mysql://user:pass@host:3306/db` (or `mariadb://`) | MySQL 8 or MariaDB 10.6+ | `mysql` |
 //!
 //! [`SqlStore::connect`] runs the embedded migrations (see [`Migration`]) unless
-//! [`SqlOptions::migrate`] is off. Every store operation is one transaction whose conditions
-//! are checked by the database itself (conditional `UPDATE`s and the primary key of the
-//! executions, which is derived from the job and the slot), so any number of engine instances
-//! can share one database and each slot still runs once.
+//! [`SqlOptions::migrate`] is off.
+//!
+//! How the contract's atomic operations are kept, on every database alike:
+//!
+//! - A claim is one transaction: a single conditional `UPDATE` of the job (`WHERE version = ?
+//!   AND next_run_at = ? AND enabled ...`; the database re-checks the condition on the latest
+//!   committed row, so of two racing claims exactly one matches), then the `INSERT` of the
+//!   slot's executions, whose primary key is derived from the job and the slot: a second claim
+//!   of a slot cannot be written even by a writer that skipped the condition. No lock is held
+//!   after the transaction, none while the AI call runs.
+//! - A finish is fenced the same way (`WHERE status = 'running' AND lease_owner = ?`), and
+//!   takes the job's row lock first (`SELECT ... FOR UPDATE`; SQLite's write transactions are
+//!   `BEGIN IMMEDIATE`), the order every transaction locks in, so that statistics are
+//!   read-modified-written without lost updates and without lock-order deadlocks.
+//! - Retention picks its rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL, so that
+//!   instances cleaning up together do not wait for each other.
+//! - Deadlocks, serialization failures and a busy SQLite file roll the transaction back; the
+//!   store runs it again ([`SqlOptions::retries`]) before it reports `Unavailable`.
 //!
 //! ```
 //! use std::sync::Arc;

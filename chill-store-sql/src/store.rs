@@ -267,7 +267,9 @@ impl SqlStore {
         let mut args = vec![job_id(job)];
         if let Some(c) = &page.cursor {
             let (at, id) = parse_execution_cursor(c)?;
-            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
+            // `created_at <= ?` bounds the index range; the rest drops the rows at or
+            // after the cursor within its millisecond.
+            sql.push_str(" AND created_at <= ? AND (created_at < ? OR id < ?)");
             args.extend([Arg::Int(Some(at)), Arg::Int(Some(at)), execution_id(&id)]);
         }
         sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
