@@ -524,6 +524,58 @@ pub async fn simulate_with(config: &SimConfig, store: Arc<dyn Store>) -> SimRepo
     report
 }
 
+/// Whether a job's statistics equal the tally of its executions: `None` when they do, else a
+/// message naming both. Runs are executions that ended success, failed, timeout or dead.
+pub fn statistics_mismatch(job: &Job, executions: &[Execution]) -> Option<String> {
+    let runs: Vec<&Execution> = executions
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.status,
+                ExecutionStatus::Success
+                    | ExecutionStatus::Failed
+                    | ExecutionStatus::Timeout
+                    | ExecutionStatus::Dead
+            )
+        })
+        .collect();
+    let successes = runs
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::Success)
+        .count();
+    let running = executions
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::Running)
+        .count();
+    let tokens: u64 = runs
+        .iter()
+        .map(|e| e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0))
+        .sum();
+    let durations: u64 = runs.iter().map(|e| e.duration_ms.unwrap_or(0)).sum();
+    let expected = (
+        runs.len() as u64,
+        successes as u64,
+        (runs.len() - successes) as u64,
+        running as u32,
+        tokens,
+        durations,
+    );
+    let actual = (
+        job.total_runs,
+        job.success_count,
+        job.failure_count,
+        job.running_count,
+        job.total_tokens,
+        job.total_duration_ms,
+    );
+    (expected != actual).then(|| {
+        format!(
+            "job {}: statistics (runs, successes, failures, running, tokens, duration) are {actual:?}, the executions tally {expected:?}",
+            job.id
+        )
+    })
+}
+
 /// Every execution of a job, oldest first.
 async fn all_executions(store: &Arc<dyn Store>, job: &JobId) -> Vec<Execution> {
     let mut out = Vec::new();
@@ -611,36 +663,8 @@ async fn check(
             .iter()
             .filter(|e| e.trigger == Trigger::Retry)
             .count();
-        let running = executions
-            .iter()
-            .filter(|e| e.status == ExecutionStatus::Running)
-            .count();
-        let tokens: u64 = runs
-            .iter()
-            .map(|e| e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0))
-            .sum();
-        let durations: u64 = runs.iter().map(|e| e.duration_ms.unwrap_or(0)).sum();
-        let expected = (
-            runs.len() as u64,
-            successes as u64,
-            (runs.len() - successes) as u64,
-            running as u32,
-            tokens,
-            durations,
-        );
-        let actual = (
-            job.total_runs,
-            job.success_count,
-            job.failure_count,
-            job.running_count,
-            job.total_tokens,
-            job.total_duration_ms,
-        );
-        if expected != actual {
-            v.push(format!(
-                "job {}: statistics (runs, successes, failures, running, tokens, duration) are {actual:?}, the executions tally {expected:?}",
-                job.id
-            ));
+        if let Some(mismatch) = statistics_mismatch(job, &executions) {
+            v.push(mismatch);
         }
 
         // At most one success per slot; chains consistent; retries not early; nothing stuck.

@@ -235,32 +235,8 @@ pub(crate) async fn check(store: &dyn Store, created: &[Job], ai: &CountingAi) -
             .iter()
             .filter(|e| e.status == ExecutionStatus::Success && calls.get(&e.id) == Some(&1))
             .count();
-        let tokens: u64 = runs
-            .iter()
-            .map(|e| e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0))
-            .sum();
-        let durations: u64 = runs.iter().map(|e| e.duration_ms.unwrap_or(0)).sum();
-        let expected = (
-            runs.len() as u64,
-            successes as u64,
-            (runs.len() - successes) as u64,
-            running as u32,
-            tokens,
-            durations,
-        );
-        let actual = (
-            job.total_runs,
-            job.success_count,
-            job.failure_count,
-            job.running_count,
-            job.total_tokens,
-            job.total_duration_ms,
-        );
-        if expected != actual {
-            t.violations.push(format!(
-                "job {}: statistics (runs, successes, failures, running, tokens, duration) are {actual:?}, the executions tally {expected:?}",
-                job.id
-            ));
+        if let Some(mismatch) = chill_core::testkit::sim::statistics_mismatch(job, &executions) {
+            t.violations.push(mismatch);
         }
         // Successes per chain: a slot's chain has the slot's id as its root; a manual run's
         // chain its own.
