@@ -17,7 +17,7 @@
 //! instead of overflowing.
 
 use chill_core::store::{Finish, SlotClaim, StatsDelta};
-use chill_core::{ExecutionStatus, StoreError};
+use chill_core::{ExecutionStatus, Spend, StoreError};
 
 use crate::Backend;
 use crate::codec::{EXECUTION_COLUMNS, Limits, execution_args, execution_id, int, job_id, ms};
@@ -260,8 +260,46 @@ fn stats_set(
             s.set("last_run_status", "?", [status]);
         }
     }
+    // The failure streak: chill-core's rule says whether this end resets it, adds one or
+    // leaves it.
+    match (
+        d.consecutive_failures_after(0),
+        d.consecutive_failures_after(1),
+    ) {
+        (0, 0) => s.set("consecutive_failures", "0", []),
+        (1, 2) => s.set(
+            "consecutive_failures",
+            &format!(
+                "{}(consecutive_failures + 1, {})",
+                backend.least(),
+                u32::MAX
+            ),
+            [],
+        ),
+        _ => {}
+    }
     if !d.counted {
         return Ok(s);
+    }
+    // The spend: the day and month keys come from chill-core (`Spend::keys`); as in
+    // `Spend::add`, a later period starts from zero, the same period adds. Each amount is
+    // written before the key it reads.
+    let cost = Arg::Int(Some(int("costMicroUsd", d.cost_micro_usd)?));
+    let (day, month) = Spend::keys(d.completed_at);
+    for (key_column, amount_column, key) in [
+        ("spend_day", "spend_day_micro_usd", day),
+        ("spend_month", "spend_month_micro_usd", month),
+    ] {
+        let key = Arg::Int(Some(i64::from(key)));
+        s.set(
+            amount_column,
+            &format!(
+                "CASE WHEN ? > {key_column} THEN ? ELSE {} END",
+                saturating_add(backend, amount_column)
+            ),
+            [key.clone(), cost.clone(), cost.clone()],
+        );
+        s.set(key_column, &format!("{greatest}({key_column}, ?)"), [key]);
     }
     let duration = Arg::Int(Some(int("durationMs", d.duration_ms)?));
     s.set("last_run_duration", "?", [duration.clone()]);
