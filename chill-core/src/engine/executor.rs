@@ -70,6 +70,9 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         }
         CallEnd::Answered(answer) => answer,
     };
+    // Let the executions due at the same instant call the AI before this one writes its end:
+    // with a herd, each start waits for fewer finishes. One extra poll of this task.
+    tokio::task::yield_now().await;
     let latency = (now - called_at).num_milliseconds().max(0) as u64;
     let (record, next_attempt) = conclude(&inner, &execution, &job, answer, latency, now);
     // Boxed: keeps the spawned execution future small (tokio moves it several times).
@@ -79,8 +82,8 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
 /// Whether the job of an execution claimed ahead is still active (enabled, not deleted).
 /// Asked once: when the store cannot tell, the claim stands and the run goes ahead.
 async fn still_active(inner: &Inner, execution: &Execution) -> bool {
-    match inner.store.get_job(&execution.job_id).await {
-        Ok(job) => job.is_some_and(|job| job.is_active()),
+    match inner.store.job_is_active(&execution.job_id).await {
+        Ok(active) => active,
         Err(e) => {
             tracing::warn!(error = %e, "could not read the job before a run claimed ahead; running it");
             true
