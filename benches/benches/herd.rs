@@ -48,13 +48,17 @@ use tokio::sync::{Notify, watch};
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 /// The libraries and configurations compared, in table order.
-const LIBS: [&str; 5] = [
+const LIBS: [&str; 6] = [
     "chill",
     "chill-tuned",
+    "chill-ahead",
     "tokio-cron-scheduler",
     "tokio-cron-scheduler-big-channels",
     "apalis-cron",
 ];
+
+/// How far ahead `chill-ahead` claims its slots.
+const CLAIM_AHEAD: Duration = Duration::from_secs(3);
 
 /// Herd sizes.
 const SIZES: [usize; 2] = [1_000, 10_000];
@@ -226,10 +230,13 @@ impl Running {
 /// Registers `n` jobs with `expr` in library `lib` and starts it.
 async fn register(lib: &str, n: usize, expr: &str, rec: &Arc<Recorder>) -> Running {
     match lib {
-        "chill" | "chill-tuned" => {
+        "chill" | "chill-tuned" | "chill-ahead" => {
             let mut options = ChillOptions::default().with_instance_id("herd");
-            if lib == "chill-tuned" {
+            if lib != "chill" {
                 options = options.with_max_concurrent(10_000).with_claim_batch(1_000);
+            }
+            if lib == "chill-ahead" {
+                options = options.with_claim_ahead(CLAIM_AHEAD);
             }
             let chill = Chill::new(
                 Arc::new(MemoryStore::new()),

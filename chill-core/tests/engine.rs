@@ -1270,6 +1270,20 @@ async fn a_zombie_instance_cannot_overwrite_an_execution_recovered_elsewhere() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn three_instances_run_every_slot_of_twenty_jobs_exactly_once() {
+    twenty_jobs_on_three_instances([(Duration::ZERO, 100); 3]).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn instances_with_and_without_claim_ahead_run_every_slot_exactly_once_never_early() {
+    // The instances claiming ahead take five slots each per minute (their concurrency
+    // limit); the one claiming when due takes the rest.
+    twenty_jobs_on_three_instances([(secs(3), 5), (Duration::ZERO, 100), (secs(20), 5)]).await;
+}
+
+/// Twenty jobs running every minute for an hour on three instances (each with its claim-ahead
+/// and concurrency limit) that race through store latency: every slot runs once, with one AI
+/// call, never before its due time, and every instance takes part.
+async fn twenty_jobs_on_three_instances(instances: [(Duration, usize); 3]) {
     let w = World::new();
     w.ai.set_default(ok_after(5));
     let admin = w.engine("admin");
@@ -1291,8 +1305,12 @@ async fn three_instances_run_every_slot_of_twenty_jobs_exactly_once() {
     let handles: Vec<_> = (0..3)
         .map(|n| {
             let store = w.faulty(latency, 100 + n);
-            w.engine_on(store, options(&format!("i{n}")).with_seed(Some(n)))
-                .start()
+            let (claim_ahead, max_concurrent) = instances[n as usize];
+            let options = options(&format!("i{n}"))
+                .with_seed(Some(n))
+                .with_claim_ahead(claim_ahead)
+                .with_max_concurrent(max_concurrent);
+            w.engine_on(store, options).start()
         })
         .collect();
     w.run_to(at(60, 30)).await;
@@ -1312,6 +1330,11 @@ async fn three_instances_run_every_slot_of_twenty_jobs_exactly_once() {
     let called: HashSet<ExecutionId> = calls.iter().map(|c| c.execution_id).collect();
     let ran: HashSet<ExecutionId> = executions.iter().map(|e| e.id).collect();
     assert_eq!(called, ran);
+    let due: BTreeMap<ExecutionId, DateTime<Utc>> =
+        executions.iter().map(|e| (e.id, e.due_at)).collect();
+    for call in &calls {
+        assert!(call.at >= due[&call.execution_id], "called early: {call:?}");
+    }
     let mut per_owner: BTreeMap<String, usize> = BTreeMap::new();
     for e in &executions {
         *per_owner.entry(e.lease_owner.clone().unwrap()).or_default() += 1;
@@ -1789,5 +1812,280 @@ async fn a_store_outage_while_a_retry_starts_does_not_cancel_it() {
     );
     assert_eq!(w.ai.calls_for("retried").len(), 2, "attempt 2 never called");
     assert_eq!(w.job(&job.id).await.running_count, 0);
+    handle.abort();
+}
+
+// --- claim-ahead ---------------------------------------------------------------------------
+
+/// [`options`] with slots claimed five seconds before their due time.
+fn ahead(id: &str) -> ChillOptions {
+    options(id).with_claim_ahead(secs(5))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_slot_claimed_ahead_is_claimed_before_its_due_time_and_calls_the_ai_at_it() {
+    let w = World::new();
+    w.ai.script("ahead", vec![ok_after(10)]);
+    let (chill, handle, job) = w
+        .start_on(w.store(), ahead("a"), spec("ahead", "30 0 * * *"))
+        .await;
+    let mut events = chill.subscribe();
+    let slot = ExecutionId::for_slot(&job.id, at(30, 0));
+
+    w.run_to(at(29, 54)).await;
+    assert!(
+        w.memory.get_execution(&slot).await.unwrap().is_none(),
+        "not claimed before the window"
+    );
+    w.run_to(at(29, 56)).await;
+    let claimed = w.execution(&slot).await;
+    assert_eq!(
+        (
+            claimed.status,
+            claimed.started_at,
+            claimed.lease_owner.as_deref()
+        ),
+        (Running, at(30, 0), Some("a"))
+    );
+    assert_eq!(
+        claimed.lease_expires_at,
+        Some(at(30, 30)),
+        "the lease covers the wait and a whole lease after the due time"
+    );
+    let stored = w.job(&job.id).await;
+    assert_eq!(
+        (stored.running_count, stored.next_run_at),
+        (1, Some(at(30, 0) + TimeDelta::days(1)))
+    );
+    assert!(w.ai.calls().is_empty(), "no call before the due time");
+    assert!(
+        !drain(&mut events)
+            .iter()
+            .any(|e| matches!(e, Event::ExecutionStarted(_))),
+        "started is reported when the run starts"
+    );
+
+    w.run_to(at(30, 0)).await;
+    let call_times: Vec<_> = w.ai.calls().iter().map(|c| c.at).collect();
+    assert_eq!(call_times, vec![at(30, 0)]);
+    assert!(
+        drain(&mut events)
+            .iter()
+            .any(|e| matches!(e, Event::ExecutionStarted(e) if e.id == slot))
+    );
+    w.run_to(at(31, 0)).await;
+    let done = w.execution(&slot).await;
+    assert_eq!(
+        (done.status, done.completed_at, done.duration_ms),
+        (Success, Some(at(30, 10)), Some(10_000))
+    );
+    let stats = w.job(&job.id).await;
+    assert_eq!(
+        (stats.total_runs, stats.success_count, stats.running_count),
+        (1, 1, 0)
+    );
+    handle.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_pause_or_delete_after_a_claim_ahead_cancels_the_run_and_a_resume_or_update_keeps_it() {
+    let w = World::new();
+    let chill = w.engine_on(w.store(), ahead("a"));
+    let mut ids = Vec::new();
+    for prompt in ["paused", "deleted", "resumed", "updated"] {
+        let job = chill.create_job(spec(prompt, "30 0 * * *")).await.unwrap();
+        ids.push(job.id);
+    }
+    let (paused, deleted, resumed, updated) = (ids[0], ids[1], ids[2], ids[3]);
+    let handle = chill.start();
+    w.run_to(at(29, 56)).await;
+    assert_eq!(chill.running_executions(), 4, "all four claimed ahead");
+
+    chill.pause_job(&paused, Some("hold".into())).await.unwrap();
+    chill.delete_job(&deleted).await.unwrap();
+    chill.pause_job(&resumed, None).await.unwrap();
+    let back = chill.resume_job(&resumed).await.unwrap();
+    assert_eq!(
+        back.next_run_at,
+        Some(at(30, 0) + TimeDelta::days(1)),
+        "never back to the slot claimed ahead"
+    );
+    let hourly = JobPatch {
+        schedule: Some("30 * * * *".into()),
+        ..JobPatch::default()
+    };
+    let changed = chill.update_job(&updated, &hourly).await.unwrap();
+    assert_eq!(
+        changed.next_run_at,
+        Some(at(90, 0)),
+        "the next hour, not the slot claimed ahead"
+    );
+    w.run_to(at(31, 0)).await;
+
+    // Paused or deleted when the slot came: cancelled, not a run, the AI never called.
+    for job in [paused, deleted] {
+        let e = w.execution(&ExecutionId::for_slot(&job, at(30, 0))).await;
+        assert_eq!(
+            (e.status, e.error_type.as_deref(), e.completed_at),
+            (
+                ExecutionStatus::Cancelled,
+                Some("cancelled"),
+                Some(at(30, 0))
+            )
+        );
+        let stats = w.job(&job).await;
+        assert_eq!(
+            (stats.total_runs, stats.failure_count, stats.running_count),
+            (0, 0, 0),
+            "a cancelled run is not a run"
+        );
+    }
+    // Active again (or still) when the slot came: it runs, once.
+    for job in [resumed, updated] {
+        assert_eq!(w.outcomes(&job).await, vec![success_at(at(30, 0))]);
+    }
+    let mut called: Vec<String> = w.ai.calls().into_iter().map(|c| c.prompt).collect();
+    called.sort();
+    assert_eq!(called, ["resumed", "updated"]);
+
+    // And the updated job goes on with its new schedule.
+    w.run_to(at(91, 0)).await;
+    assert_eq!(
+        w.outcomes(&updated).await,
+        vec![success_at(at(30, 0)), success_at(at(90, 0))]
+    );
+    handle.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_running_job_is_not_claimed_ahead_and_its_overlap_is_decided_when_due() {
+    let w = World::new();
+    // 00:01 ends at 00:01:58, before 00:02 is due; 00:02 is still running when 00:03 is due.
+    w.ai.script("busy", vec![ok_after(58), ok_after(63), ok_after(1)]);
+    let (_chill, handle, job) = w
+        .start_on(w.store(), ahead("a"), spec("busy", "1-4 0 * * *"))
+        .await;
+    w.run_to(at(1, 56)).await;
+    let second = ExecutionId::for_slot(&job.id, at(2, 0));
+    assert!(
+        w.memory.get_execution(&second).await.unwrap().is_none(),
+        "00:02 is in the window, but 00:01 is running: not claimed (it would be skipped)"
+    );
+    w.run_to(at(5, 0)).await;
+    assert_eq!(
+        w.outcomes(&job.id).await,
+        vec![
+            success_at(at(1, 0)),
+            success_at(at(2, 0)),
+            skipped_at(at(3, 0), "overlap"),
+            success_at(at(4, 0)),
+        ]
+    );
+    let runs = w.executions(&job.id).await;
+    assert_eq!(runs[1].started_at, at(2, 0));
+    assert_eq!(
+        runs[2].started_at,
+        at(3, 0),
+        "skipped when due, as without claim-ahead"
+    );
+    let calls: Vec<_> = w.ai.calls().iter().map(|c| c.at).collect();
+    assert_eq!(calls, vec![at(1, 0), at(2, 0), at(4, 0)]);
+    handle.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn shutdown_during_the_wait_runs_the_slot_within_the_grace_or_releases_it() {
+    let w = World::new();
+    w.ai.script("graceful", vec![ok_after(10)]);
+
+    // Within the grace period: the claimed slot runs at its due time, then the engine stops.
+    let a = w.engine_on(w.store(), ahead("a"));
+    let graceful = a.create_job(spec("graceful", "30 0 * * *")).await.unwrap();
+    let handle_a = a.start();
+    w.run_to(at(29, 56)).await;
+    assert_eq!(a.running_executions(), 1);
+    let stopping = tokio::spawn(handle_a.shutdown());
+    w.run_to(at(29, 59)).await;
+    assert!(!stopping.is_finished(), "waiting for the claimed slot");
+    assert!(w.ai.calls().is_empty());
+    w.run_to(at(30, 10)).await;
+    assert!(stopping.is_finished());
+    stopping.await.unwrap();
+    assert_eq!(w.outcomes(&graceful.id).await, vec![success_at(at(30, 0))]);
+
+    // A grace shorter than the wait: the lease is released, another instance recovers the
+    // execution and the retry policy runs the slot.
+    let b = w.engine_on(w.store(), ahead("b").with_shutdown_grace(secs(1)));
+    let released = b
+        .create_job(JobSpec {
+            retry_policy: retrying(3, 10),
+            ..spec("released", "40 0 * * *")
+        })
+        .await
+        .unwrap();
+    let handle_b = b.start();
+    w.run_to(at(39, 56)).await;
+    assert_eq!(b.running_executions(), 1);
+    let stopping = tokio::spawn(handle_b.shutdown());
+    w.run_to(at(39, 58)).await;
+    assert!(stopping.is_finished());
+    stopping.await.unwrap();
+    let root = ExecutionId::for_slot(&released.id, at(40, 0));
+    let e = w.execution(&root).await;
+    assert_eq!((e.status, e.lease_expires_at), (Running, Some(at(39, 57))));
+    assert!(w.ai.calls_for("released").is_empty());
+
+    let handle_c = w.engine("c").start();
+    w.run_to(at(42, 0)).await;
+    let chain = w.executions(&released.id).await;
+    assert_eq!(
+        chain
+            .iter()
+            .map(|e| (e.attempt, e.status, e.error_type.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(1, Failed, Some("lease_expired")), (2, Success, None)]
+    );
+    assert_eq!(w.ai.calls_for("released").len(), 1);
+    let stats = w.job(&released.id).await;
+    assert_eq!(
+        (stats.total_runs, stats.running_count),
+        (2, 0),
+        "the recovered attempt and its retry"
+    );
+    handle_c.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_herd_claimed_ahead_calls_the_ai_at_the_due_time_within_the_concurrency_limit() {
+    let w = World::new();
+    let chill = w.engine_on(
+        w.store(),
+        ahead("a").with_max_concurrent(40).with_claim_batch(16),
+    );
+    let mut jobs = Vec::new();
+    for i in 0..50 {
+        let job = chill
+            .create_job(spec(&format!("herd {i}"), "30 0 * * *"))
+            .await
+            .unwrap();
+        jobs.push(job.id);
+    }
+    let handle = chill.start();
+    w.run_to(at(29, 59)).await;
+    assert_eq!(
+        chill.running_executions(),
+        40,
+        "claimed ahead in batches up to the limit"
+    );
+    w.run_to(at(30, 1)).await;
+    let calls = w.ai.calls();
+    assert_eq!(calls.len(), 50);
+    assert!(
+        calls.iter().all(|c| c.at == at(30, 0)),
+        "all at the due time: those claimed ahead and the rest, claimed as permits freed"
+    );
+    for job in &jobs {
+        assert_eq!(w.outcomes(job).await, vec![success_at(at(30, 0))]);
+    }
     handle.abort();
 }

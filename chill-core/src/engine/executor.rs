@@ -38,8 +38,7 @@ pub(crate) async fn run(inner: Arc<Inner>, execution: Execution, job: Job) {
 }
 
 async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
-    tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
-    inner.emit(Event::ExecutionStarted(execution.clone()));
+    let started = Event::ExecutionStarted(execution.clone());
     let timeout = Duration::from_secs(u64::from(job.timeout));
     let request = AiRequest {
         payload: execution.request_payload.clone(),
@@ -47,6 +46,18 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         job_id: execution.job_id,
         execution_id: execution.id,
     };
+    if execution.started_at > inner.now() {
+        // Claimed ahead of its slot (the event and the request are ready): wait for the slot's
+        // due time, then make sure the job was not paused or deleted meanwhile.
+        inner.clock.sleep_until(execution.started_at).await;
+        if !still_active(&inner, &execution).await {
+            tracing::info!("job paused or deleted after its slot was claimed ahead; run cancelled");
+            cancel_unstarted(&inner, &execution).await;
+            return;
+        }
+    }
+    tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
+    inner.emit(started);
     let deadline = inner.clock.now() + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let called_at = inner.clock.now();
     let (admission, transition) = inner.breaker.admit(called_at);
@@ -84,10 +95,38 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         }
         CallEnd::Answered(answer) => answer,
     };
+    // Let the executions due at the same instant call the AI before this one writes its end:
+    // with a herd, each start waits for fewer finishes. One extra poll of this task.
+    tokio::task::yield_now().await;
     let latency = (now - called_at).num_milliseconds().max(0) as u64;
     let (record, next_attempt) = conclude(&inner, &execution, &job, answer, latency, now);
     // Boxed: keeps the spawned execution future small (tokio moves it several times).
     Box::pin(finish(&inner, record, next_attempt, &execution, None)).await;
+}
+
+/// Whether the job of an execution claimed ahead is still active (enabled, not deleted).
+/// Asked once: when the store cannot tell, the claim stands and the run goes ahead.
+async fn still_active(inner: &Inner, execution: &Execution) -> bool {
+    match inner.store.job_is_active(&execution.job_id).await {
+        Ok(active) => active,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read the job before a run claimed ahead; running it");
+            true
+        }
+    }
+}
+
+/// Record a claimed execution that never called the AI as `cancelled`: its job was paused or
+/// deleted before the run started. Not counted as a run in the job's statistics.
+pub(crate) async fn cancel_unstarted(inner: &Arc<Inner>, execution: &Execution) {
+    let record = ended_without_answer(
+        execution,
+        ExecutionStatus::Cancelled,
+        ErrorType::Cancelled,
+        "the job was paused or deleted before this run started".into(),
+        inner.now(),
+    );
+    Box::pin(finish(inner, record, None, execution, None)).await;
 }
 
 /// Renew the lease every heartbeat interval; returns only when the lease is lost.

@@ -50,8 +50,7 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::events::{Event, EventStream};
 use crate::model::{
-    ErrorType, Execution, ExecutionId, ExecutionStatus, Job, JobId, JobPatch, JobSpec,
-    OverlapPolicy,
+    Execution, ExecutionId, ExecutionStatus, Job, JobId, JobPatch, JobSpec, OverlapPolicy,
 };
 use crate::ops::{AlertSink, ArchiveSink, Summary, WindowStats};
 use crate::rng::Rng;
@@ -120,11 +119,22 @@ impl Inner {
         TimeDelta::from_std(self.options.poll_interval).unwrap_or(TimeDelta::seconds(1))
     }
 
+    /// How far ahead of their due time slots are claimed ([`ChillOptions::claim_ahead`]).
+    fn ahead_length(&self) -> TimeDelta {
+        TimeDelta::from_std(self.options.claim_ahead).unwrap_or(TimeDelta::zero())
+    }
+
     /// A lease for this instance starting now.
     fn lease(&self) -> Lease {
+        self.lease_from(self.now())
+    }
+
+    /// A lease for this instance starting at `start` (a slot claimed ahead: its lease covers
+    /// the wait until the slot and a whole lease after it).
+    fn lease_from(&self, start: DateTime<Utc>) -> Lease {
         Lease {
             owner: self.options.instance_id.clone(),
-            expires_at: self.now() + self.lease_length(),
+            expires_at: start + self.lease_length(),
         }
     }
 
@@ -285,17 +295,7 @@ impl Inner {
                 // its lease; once it expires, recovery fails it and applies the retry policy.
                 tracing::warn!(execution_id = %execution.id, "could not read the job of a claimed execution; it will be recovered when its lease expires");
             }
-            Some(_) => {
-                let now = self.now();
-                let record = executor::ended_without_answer(
-                    &execution,
-                    ExecutionStatus::Cancelled,
-                    ErrorType::Cancelled,
-                    "the job was paused or deleted before this run started".into(),
-                    now,
-                );
-                Box::pin(executor::finish(self, record, None, &execution, None)).await;
-            }
+            Some(_) => executor::cancel_unstarted(self, &execution).await,
         }
     }
 }

@@ -50,6 +50,16 @@ pub struct ChillOptions {
     /// The longest the scheduler sleeps without asking the store what is due: how soon it
     /// sees jobs created or changed by other instances (default 1 s).
     pub poll_interval: Duration,
+    /// How long before a slot's due time the scheduler may claim it (default 0: claim when
+    /// due). With claim-ahead, the store work of a claim is done before the slot, and the
+    /// execution waits on the clock until the slot's due time before it calls the AI, so that
+    /// a herd of jobs due at the same instant starts on time. Only a slot that would run
+    /// (the job idle or its overlap policy `allow`, no blackout) is claimed ahead; others are
+    /// claimed when due. A slot claimed ahead is `running` from its claim: it holds a
+    /// concurrency permit while it waits, its lease runs from the due time, a manual trigger
+    /// under `skip` is refused meanwhile, and a pause or delete before the due time cancels it
+    /// (recorded `cancelled`, not counted as a run).
+    pub claim_ahead: Duration,
     /// How long a lease lasts without renewal (default 30 s).
     pub lease_duration: Duration,
     /// How often a running execution renews its lease (default 10 s).
@@ -106,6 +116,7 @@ impl Default for ChillOptions {
             claim_batch: 100,
             max_slots_per_claim: 25,
             poll_interval: Duration::from_secs(1),
+            claim_ahead: Duration::ZERO,
             lease_duration: Duration::from_secs(30),
             heartbeat_interval: Duration::from_secs(10),
             recovery_interval: Duration::from_secs(15),
@@ -152,6 +163,8 @@ setters! {
     with_max_slots_per_claim: max_slots_per_claim: usize;
     /// Set [`ChillOptions::poll_interval`].
     with_poll_interval: poll_interval: Duration;
+    /// Set [`ChillOptions::claim_ahead`].
+    with_claim_ahead: claim_ahead: Duration;
     /// Set [`ChillOptions::lease_duration`].
     with_lease_duration: lease_duration: Duration;
     /// Set [`ChillOptions::heartbeat_interval`].

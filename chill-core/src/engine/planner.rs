@@ -20,6 +20,14 @@ pub(crate) struct Plan {
     pub(crate) skipped: Vec<Execution>,
 }
 
+impl Plan {
+    /// Whether every slot of the plan starts a run (nothing skipped or buffered): the only
+    /// kind of plan claimed ahead of its due time.
+    pub(crate) fn only_runs(&self) -> bool {
+        !self.runs.is_empty() && self.skipped.is_empty() && self.claim.buffered.is_none()
+    }
+}
+
 /// What happens to one due slot.
 enum Fate {
     Run,

@@ -44,6 +44,7 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
         };
         let now = inner.now();
         let poll = inner.poll_length();
+        let ahead = inner.ahead_length();
         let wake_at = match result {
             Ok(next) => {
                 failures = 0;
@@ -60,7 +61,11 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
                     }
                     // Due but no capacity: wait for a running execution to end (it notifies).
                     Some(due) if due <= now => now + poll,
-                    Some(due) => due.min(now + poll),
+                    // Inside the claim-ahead window but not claimed (a slot decided when due, no
+                    // capacity, or a job that appeared after the query).
+                    Some(due) if due <= now + ahead && progressed => continue,
+                    Some(due) if due <= now + ahead => due.min(now + poll),
+                    Some(due) => (due - ahead).min(now + poll),
                     None => now + poll,
                 }
             }
@@ -110,20 +115,31 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
     if free == 0 {
         return Ok(Tick::Done { claimed });
     }
-    let jobs = inner.store.due_jobs(now, free).await?;
-    more |= jobs.len() == free;
+    // With claim-ahead, slots due up to `horizon` are claimed now and run at their due time.
+    let horizon = now + inner.ahead_length();
+    let jobs = inner.store.due_jobs(horizon, free).await?;
+    let full = jobs.len() == free;
+    let mut deferred = false;
     let gate = inner.global_gate(now);
     for job in jobs {
-        let lease = inner.lease();
+        // A job due ahead is planned as of its due time: its slot runs on time, not late.
+        let at = job.next_run_at.map_or(now, |due| due.max(now));
+        let lease = inner.lease_from(at);
         // Each slot needs at most one permit: a claim of no more slots than there are free
         // permits can always start its runs (a larger one could never be taken).
         let max_slots = inner
             .options
             .max_slots_per_claim
             .min(inner.permits.available_permits());
-        let Some(plan) = planner::plan_gated(&job, now, &lease, max_slots, gate.as_deref()) else {
+        let Some(plan) = planner::plan_gated(&job, at, &lease, max_slots, gate.as_deref()) else {
             continue;
         };
+        if at > now && !plan.only_runs() {
+            // Whether the slot overlaps a run, is buffered or blacked out is decided when it is
+            // due, exactly as without claim-ahead.
+            deferred = true;
+            continue;
+        }
         let mut permits = Vec::with_capacity(plan.runs.len());
         for _ in 0..plan.runs.len() {
             match inner.permits.clone().try_acquire_owned() {
@@ -136,8 +152,8 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
             continue;
         }
         claimed = true;
-        // A claim that did not reach `now` leaves the job due: look again.
-        more |= plan.claim.next_run_at.is_some_and(|n| n <= now);
+        // A claim that did not reach `now` (or the horizon) leaves the job due: look again.
+        more |= plan.claim.next_run_at.is_some_and(|n| n <= horizon);
         for skipped in plan.skipped {
             tracing::info!(job_id = %job.id, scheduled_for = %skipped.scheduled_for, reason = skipped.error_type.as_deref().unwrap_or(""), "slot skipped");
             if skipped.error_type.as_deref() == Some(ErrorType::BudgetExceeded.as_str()) {
@@ -156,6 +172,9 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
             inner.dispatch(run, job.clone(), Some(permit));
         }
     }
+    // A full batch may hide more due jobs; one with a slot decided when due stops the round
+    // (everything due now sorts before it, so nothing due now is left behind).
+    more |= full && !deferred;
     Ok(if more {
         Tick::More
     } else {

@@ -9,6 +9,10 @@ use super::ids::{ExecutionId, JobId};
 use super::validate::{self, ValidationError};
 use crate::schedule::{Blackout, DstPolicy, Schedule, ScheduleError, Timing};
 
+/// How many slots between now and a run claimed ahead [`Job::apply`] steps over one by one
+/// before it jumps to the first slot after that run's start.
+const SLOTS_BEFORE_LAST_RUN: usize = 64;
+
 /// The defaults of a job's fields, used when an input leaves them out.
 pub mod defaults {
     /// Time zone of the schedule.
@@ -636,8 +640,8 @@ impl Job {
             .map_err(|err| validate::schedule_error(self, err))
     }
 
-    /// The due time of the first slot after `now`; `None` for an inactive job; an error for an
-    /// active job with no slot left.
+    /// The due time of the first slot after `now` (and after the start of a run claimed
+    /// ahead); `None` for an inactive job; an error for an active job with no slot left.
     fn first_run_after(
         &self,
         timing: &Timing,
@@ -646,7 +650,24 @@ impl Job {
         if !self.is_active() {
             return Ok(None);
         }
-        match timing.next_slot(now) {
+        let mut next = timing.next_slot(now);
+        // A slot claimed ahead of its due time has started already (its run starts at the due
+        // time, which `lastRunAt` holds): never point the job back at it, or at any slot due
+        // before it. Bounded, as only claim-ahead (or a clock set back) puts lastRunAt ahead.
+        if let Some(last) = self.last_run_at.filter(|last| *last > now) {
+            for _ in 0..SLOTS_BEFORE_LAST_RUN {
+                match next {
+                    Some(slot) if slot.fire_at <= last => {
+                        next = timing.next_slot(slot.scheduled_for);
+                    }
+                    _ => break,
+                }
+            }
+            if next.as_ref().is_some_and(|slot| slot.fire_at <= last) {
+                next = timing.next_slot(last);
+            }
+        }
+        match next {
             Some(slot) => Ok(Some(slot.fire_at)),
             None => Err(validate::never_fires(self, now)),
         }

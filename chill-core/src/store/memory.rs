@@ -255,6 +255,10 @@ impl Store for MemoryStore {
         Ok(self.state().jobs.get(id).cloned())
     }
 
+    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
+        Ok(self.state().jobs.get(id).is_some_and(Job::is_active))
+    }
+
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
         let mut s = self.state();
         let Some(old) = s.jobs.get(&job.id) else {

@@ -170,6 +170,13 @@ pub trait Store: Send + Sync {
     /// A job by id, deleted (soft) or not; `None` when there is no such job.
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
 
+    /// Whether a job exists, is enabled and is not deleted: asked by the engine just before a
+    /// run claimed ahead of its slot starts. The default reads the whole job with
+    /// [`Store::get_job`]; a backend may answer more cheaply.
+    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
+        Ok(self.get_job(id).await?.is_some_and(|job| job.is_active()))
+    }
+
     /// Replace a job's configuration, conditioned on its `version` being `expected_version`
     /// (atomic compare-and-set; a claim also changes the version, see
     /// [`Store::claim_slots`]). Writes every field *except* the statistics (`lastRun*`,

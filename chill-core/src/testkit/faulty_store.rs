@@ -173,6 +173,11 @@ impl Store for FaultyStore {
         self.inner.get_job(id).await
     }
 
+    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
+        self.before("job_is_active").await?;
+        self.inner.job_is_active(id).await
+    }
+
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
         self.before("update_job").await?;
         let r = self.inner.update_job(job, expected_version).await;

@@ -71,6 +71,11 @@ impl Store for InFlight {
         self.inner.get_job(id).await
     }
 
+    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
+        let _call = self.call();
+        self.inner.job_is_active(id).await
+    }
+
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
         let _call = self.call();
         self.inner.update_job(job, expected_version).await

@@ -138,11 +138,12 @@ impl fmt::Display for SimReport {
     }
 }
 
-/// An AI endpoint with seeded answers of every class, and a record of calls per execution.
+/// An AI endpoint with seeded answers of every class, and a record of calls per execution:
+/// how many, and when the first came.
 struct SimAi {
     clock: Arc<dyn Clock>,
     rng: Mutex<Rng>,
-    calls: Mutex<HashMap<ExecutionId, u32>>,
+    calls: Mutex<HashMap<ExecutionId, (u32, DateTime<Utc>)>>,
 }
 
 #[async_trait]
@@ -150,12 +151,12 @@ impl AiClient for SimAi {
     async fn call(&self, request: &AiRequest) -> Result<AiResponse, AiError> {
         let (latency, outcome) = {
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            *self
-                .calls
+            self.calls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .entry(request.execution_id)
-                .or_default() += 1;
+                .or_insert((0, self.clock.now()))
+                .0 += 1;
             let roll = rng.below(100);
             let quick = Duration::from_secs(rng.below(30));
             match roll {
@@ -239,6 +240,9 @@ const ZONES: &[&str] = &[
     "Australia/Lord_Howe",
     "Asia/Kathmandu",
 ];
+
+/// How far ahead the simulation's odd-numbered instances claim slots.
+const CLAIM_AHEAD: Duration = Duration::from_secs(20);
 
 /// Engine options for the simulation: long intervals, so that simulated days pass quickly.
 fn sim_options(id: String, seed: u64) -> ChillOptions {
@@ -378,7 +382,13 @@ pub async fn simulate_with(config: &SimConfig, store: Arc<dyn Store>) -> SimRepo
             store.clone(),
             dyn_clock.clone(),
             ai.clone(),
-            sim_options(format!("instance-{n}"), rng.next_u64()),
+            // Every other instance claims slots ahead of their due time, so that instances
+            // with and without claim-ahead share the store.
+            sim_options(format!("instance-{n}"), rng.next_u64()).with_claim_ahead(if n % 2 == 1 {
+                CLAIM_AHEAD
+            } else {
+                Duration::ZERO
+            }),
         )
     };
 
@@ -620,8 +630,8 @@ async fn check(
     let now = clock.now();
     let v = &mut report.violations;
     let calls = ai.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    report.ai_calls = calls.values().map(|n| *n as usize).sum();
-    for (id, n) in &calls {
+    report.ai_calls = calls.values().map(|(n, _)| *n as usize).sum();
+    for (id, (n, _)) in &calls {
         if *n > 1 {
             v.push(format!("execution {id} called the AI {n} times"));
         }
@@ -701,6 +711,15 @@ async fn check(
         // At most one success per slot; chains consistent; retries not early; nothing stuck.
         let mut successes_per_slot: BTreeMap<DateTime<Utc>, usize> = BTreeMap::new();
         for e in &executions {
+            // Claimed ahead or not, no execution calls the AI before it is due.
+            if let Some((_, called)) = calls.get(&e.id)
+                && *called < e.due_at
+            {
+                v.push(format!(
+                    "execution {} called the AI at {called}, before its due time {}",
+                    e.id, e.due_at
+                ));
+            }
             if e.status == ExecutionStatus::Success && e.trigger != Trigger::Manual {
                 *successes_per_slot.entry(e.scheduled_for).or_default() += 1;
             }
