@@ -49,6 +49,7 @@ pub mod model;
 mod rng;
 pub mod schedule;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

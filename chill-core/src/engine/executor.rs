@@ -13,6 +13,7 @@ use crate::ai::{AiError, AiRequest, AiResponse};
 use crate::events::Event;
 use crate::model::{ErrorType, Execution, ExecutionResponse, ExecutionStatus, Job};
 use crate::store::{Finish, FinishOutcome, StatsDelta};
+use crate::telemetry;
 
 /// How an AI call ended, as the executor sees it.
 enum CallEnd {
@@ -35,6 +36,7 @@ pub(crate) async fn run(inner: Arc<Inner>, execution: Execution, job: Job) {
 
 async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
+    tracing::debug!(prompt_chars = execution.request_payload.prompt.chars().count(), system_prompt_chars = execution.request_payload.system_prompt.as_ref().map_or(0, |p| p.chars().count()), metadata = %telemetry::redacted_metadata(&job.metadata, &inner.options.redacted_metadata_keys), "request");
     inner.emit(Event::ExecutionStarted(execution.clone()));
     let timeout = Duration::from_secs(u64::from(job.timeout));
     let request = AiRequest {
@@ -115,6 +117,7 @@ fn conclude(
                 metadata: response.metadata,
             });
             tracing::info!(latency_ms, "execution succeeded");
+            tracing::debug!(result_chars = record.response.as_ref().map_or(0, |r| r.result.chars().count()), metadata = %telemetry::redacted_metadata(record.response.as_ref().map_or(&serde_json::Value::Null, |r| &r.metadata), &inner.options.redacted_metadata_keys), "response");
             (record, None)
         }
         Err(error) => {
@@ -138,6 +141,11 @@ fn conclude(
 
 fn log_failure(record: &Execution, retry_at: Option<DateTime<Utc>>) {
     let error_type = record.error_type.as_deref().unwrap_or("");
+    // The message may echo the prompt: DEBUG only (see the telemetry module).
+    tracing::debug!(
+        error = record.error_message.as_deref().unwrap_or(""),
+        "AI error"
+    );
     match retry_at {
         Some(at) => {
             tracing::warn!(error_type, status = %record.status, retry_at = %at, "execution failed; retry scheduled")
@@ -209,8 +217,10 @@ pub(crate) async fn finish(
         .await;
     match outcome {
         Some(FinishOutcome::Finished { promoted }) => {
+            telemetry::execution_ended(&finish.execution);
             inner.emit(Event::ExecutionFinished(finish.execution.clone()));
             if let Some(next) = finish.next_attempt.clone() {
+                telemetry::retry_scheduled();
                 inner.emit(Event::RetryScheduled(next));
                 inner.wake.notify_one();
             }

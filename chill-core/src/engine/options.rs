@@ -51,6 +51,13 @@ pub struct ChillOptions {
     /// Seed of the jitter generator; `None` seeds from the time. Set it for reproducible
     /// simulations.
     pub seed: Option<u64>,
+    /// Metadata keys whose values are masked wherever the engine logs metadata: a key is
+    /// masked when its name, lower-cased without `_`, `-`, `.` and spaces, contains one of
+    /// these (treated the same way), at any depth. Default:
+    /// [`crate::telemetry::DEFAULT_REDACTED_METADATA_KEYS`] (`apiKey`, `token`, `password`,
+    /// `secret`, `authorization`, ...). Prompts, responses and API keys are never logged
+    /// whatever this says.
+    pub redacted_metadata_keys: Vec<String>,
 }
 
 impl Default for ChillOptions {
@@ -70,6 +77,10 @@ impl Default for ChillOptions {
             store_retry_max: Duration::from_secs(5),
             store_retry_for: Duration::from_secs(120),
             seed: None,
+            redacted_metadata_keys: crate::telemetry::DEFAULT_REDACTED_METADATA_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .collect(),
         }
     }
 }
@@ -115,6 +126,8 @@ setters! {
     with_store_retry_for: store_retry_for: Duration;
     /// Set [`ChillOptions::seed`].
     with_seed: seed: Option<u64>;
+    /// Set [`ChillOptions::redacted_metadata_keys`] (replacing the defaults).
+    with_redacted_metadata_keys: redacted_metadata_keys: Vec<String>;
 }
 
 impl ChillOptions {
