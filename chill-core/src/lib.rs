@@ -39,6 +39,9 @@
 //! # Ok::<(), chill_core::Error>(())
 //! # }).unwrap();
 //! ```
+//!
+//! Metrics (through the `metrics` facade) and logs (through `tracing`): the table of metric
+//! names, the log levels and what is never logged are in [`telemetry`].
 
 pub mod ai;
 pub mod clock;
