@@ -2,7 +2,11 @@
 
 use tokio::sync::broadcast;
 
+use chrono::{DateTime, Utc};
+
+use crate::engine::BreakerState;
 use crate::model::{Execution, Job, JobId};
+use crate::ops::Alert;
 
 /// Something that happened, as seen by this engine instance.
 ///
@@ -35,21 +39,34 @@ pub enum Event {
     ExecutionSkipped(Execution),
     /// A retry attempt was scheduled (status `pending`, with its due time).
     RetryScheduled(Execution),
+    /// The maintenance raised an alert (also handed to the alert sink).
+    Alert(Alert),
+    /// The circuit breaker around the AI client changed state.
+    BreakerChanged {
+        /// The state before.
+        from: BreakerState,
+        /// The state now.
+        to: BreakerState,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 impl Event {
-    /// The job the event is about.
-    pub fn job_id(&self) -> JobId {
+    /// The job the event is about, if it is about one.
+    pub fn job_id(&self) -> Option<JobId> {
         match self {
             Event::JobCreated(j)
             | Event::JobUpdated(j)
             | Event::JobPaused(j)
-            | Event::JobResumed(j) => j.id,
-            Event::JobDeleted { job_id, .. } => *job_id,
+            | Event::JobResumed(j) => Some(j.id),
+            Event::JobDeleted { job_id, .. } => Some(*job_id),
             Event::ExecutionStarted(e)
             | Event::ExecutionFinished(e)
             | Event::ExecutionSkipped(e)
-            | Event::RetryScheduled(e) => e.job_id,
+            | Event::RetryScheduled(e) => Some(e.job_id),
+            Event::Alert(a) => a.job_id,
+            Event::BreakerChanged { .. } => None,
         }
     }
 }

@@ -49,6 +49,7 @@ mod engine;
 mod error;
 pub mod events;
 pub mod model;
+pub mod ops;
 mod rng;
 pub mod schedule;
 pub mod store;
@@ -58,13 +59,19 @@ pub mod testkit;
 
 pub use ai::{AiClient, AiError, AiRequest, AiResponse, TokenUsage};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Chill, ChillHandle, ChillOptions};
+pub use engine::{
+    BreakerOptions, BreakerState, Chill, ChillBuilder, ChillHandle, ChillOptions, TriggerLimit,
+};
 pub use error::Error;
 pub use events::{Event, EventError, EventStream};
 pub use model::{
     Budget, CatchUpPolicy, ErrorType, Execution, ExecutionId, ExecutionResponse, ExecutionStatus,
     Job, JobId, JobPatch, JobSpec, OverlapPolicy, RequestOptions, RequestPayload, RetryPolicy,
     Spend, Trigger, ValidationError,
+};
+pub use ops::{
+    Alert, AlertKind, AlertRules, AlertSink, ArchiveSink, ModelPrice, PriceTable, Summary,
+    WindowStats,
 };
 pub use schedule::{
     Blackout, CronField, DstPolicy, RepeatedTime, Schedule, ScheduleError, SkippedTime, Slot,

@@ -13,7 +13,7 @@
 //! | `chill_executions_total` | counter | `status`: `success`, `failed`, `timeout`, `dead`, `cancelled`, `skipped` | executions that ended, as written to the store (a skipped slot counts when its claim is written) |
 //! | `chill_execution_duration_seconds` | histogram | `status` | how long an ended execution ran, from its start to its end (skipped slots are not sampled) |
 //! | `chill_ai_latency_seconds` | histogram | — | how long the AI client took to answer (or to fail, or to time out) |
-//! | `chill_active_jobs` | gauge | — | enabled, non-deleted jobs, as last counted by the maintenance task |
+//! | `chill_active_jobs` | gauge | — | enabled, non-deleted jobs, as counted by the last metrics round of the maintenance task (every `metrics_interval`) |
 //! | `chill_running_executions` | gauge | — | executions running on this process now |
 //! | `chill_due_backlog` | gauge | — | due items (retry attempts plus jobs with due slots) the scheduler's last read found, at most the free capacity (and the claim batch) per kind: the queue depth as the scheduler sees it |
 //! | `chill_retries_scheduled_total` | counter | — | retry attempts scheduled after a failure |
@@ -149,13 +149,11 @@ pub(crate) fn due_backlog(n: usize) {
 }
 
 /// Set [`ACTIVE_JOBS`]: the number of enabled, non-deleted jobs, as just counted.
-#[allow(dead_code)] // called by the maintenance task
 pub(crate) fn set_active_jobs(n: usize) {
     gauge!(ACTIVE_JOBS).set(n as f64);
 }
 
 /// Set [`BREAKER_STATE`]: [`BREAKER_CLOSED`], [`BREAKER_HALF_OPEN`] or [`BREAKER_OPEN`].
-#[allow(dead_code)] // called by the circuit breaker
 pub(crate) fn breaker_state(code: u8) {
     gauge!(BREAKER_STATE).set(f64::from(code));
 }

@@ -12,10 +12,10 @@ use chill_core::telemetry::{
     AI_LATENCY_SECONDS, DUE_BACKLOG, EXECUTION_DURATION_SECONDS, EXECUTIONS_TOTAL,
     RETRIES_SCHEDULED_TOTAL, RUNNING_EXECUTIONS, STORE_ERRORS_TOTAL, TOKENS_TOTAL,
 };
-use chill_core::testkit::Step;
-use chill_core::{AiError, Blackout, ChillOptions, ExecutionStatus, JobSpec};
+use chill_core::testkit::{Faults, Step};
+use chill_core::{AiError, Blackout, ExecutionStatus, JobSpec};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
-use world::{World, at, retrying, runtime, secs};
+use world::{World, at, options, retrying, runtime, secs};
 
 /// `name{label=value,...}` → value, for every metric recorded since the last snapshot
 /// (counters and gauges are reset by taking it).
@@ -77,7 +77,7 @@ fn recorded<F: Future<Output = ()>>(
 fn runs_count_by_status_with_durations_latencies_tokens_retries_and_gauges() {
     let after = recorded(|snapshotter| async move {
         let w = World::new();
-        let chill = w.engine(ChillOptions::default());
+        let chill = w.engine_on(w.store(), options("a"));
         let one_shot = "at(2026-06-01T00:01:00)";
         // Succeeds after 2 s.
         w.ai.script("fine", vec![Step::ok("ok").after(secs(2))]);
@@ -175,7 +175,8 @@ fn runs_count_by_status_with_durations_latencies_tokens_retries_and_gauges() {
 fn failed_store_calls_are_counted_by_operation_and_kind_answers_are_not() {
     let after = recorded(|_| async {
         let w = World::new();
-        let chill = w.engine(ChillOptions::default());
+        let store = w.faulty(Faults::NONE, 1);
+        let chill = w.engine_on(store.clone(), options("a"));
         let job = chill
             .create_job(JobSpec::new("j", "p", "@daily"))
             .await
@@ -198,7 +199,7 @@ fn failed_store_calls_are_counted_by_operation_and_kind_answers_are_not() {
                 .is_none()
         );
 
-        w.store.set_down(true);
+        store.set_down(true);
         assert!(chill.get_job(&job.id).await.is_err());
         assert!(chill.trigger_job(&job.id).await.is_err());
         assert!(
@@ -207,7 +208,7 @@ fn failed_store_calls_are_counted_by_operation_and_kind_answers_are_not() {
                 .await
                 .is_err()
         );
-        w.store.set_down(false);
+        store.set_down(false);
         assert!(chill.get_job(&job.id).await.unwrap().is_some());
     });
     let errors: BTreeMap<&String, u64> = after

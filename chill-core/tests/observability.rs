@@ -14,12 +14,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use chill_core::testkit::Step;
-use chill_core::{AiError, ChillOptions, ExecutionStatus, JobSpec};
+use chill_core::{AiError, ExecutionStatus, JobSpec};
 use serde_json::json;
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
-use world::{World, at, retrying, runtime, secs};
+use world::{World, at, options, retrying, runtime, secs};
 
 /// Every formatted event with its level.
 #[derive(Clone, Default)]
@@ -102,9 +102,9 @@ fn secrets_stay_out_of_logs_at_info_and_above_and_spans_carry_the_correlation_id
     let (flaky, broken) = tracing::subscriber::with_default(subscriber, || {
         runtime().block_on(async {
             let w = World::new();
-            let mut options = ChillOptions::default();
+            let mut options = options("a");
             options.redacted_metadata_keys.push("customerRef".into());
-            let chill = w.engine(options);
+            let chill = w.engine_on(w.store(), options);
 
             // Fails (retryable, the message echoes the prompt), then answers on the retry.
             let prompt = format!("Summarise the tickets; use {PROMPT}");
@@ -135,14 +135,10 @@ fn secrets_stay_out_of_logs_at_info_and_above_and_spans_carry_the_correlation_id
                 message: format!("cannot do that ({AI_ERROR_FINAL})"),
             };
             w.ai.script("refused", vec![Step::err(refusal)]);
-            let broken = chill
-                .create_job(JobSpec::new(
-                    "refused",
-                    "refused",
-                    "at(2026-06-01T00:01:00)",
-                ))
-                .await
-                .unwrap();
+            // ...and the job is paused for it, with an alert.
+            let mut refused = JobSpec::new("refused", "refused", "at(2026-06-01T00:01:00)");
+            refused.pause_after_failures = Some(1);
+            let broken = chill.create_job(refused).await.unwrap();
 
             let handle = chill.start();
             w.run_to(at(5, 0)).await;
@@ -218,6 +214,10 @@ fn secrets_stay_out_of_logs_at_info_and_above_and_spans_carry_the_correlation_id
     let error = text(&all(Level::ERROR));
     assert!(warn.contains("execution failed; retry scheduled"), "{warn}");
     assert!(error.contains("execution failed; no retry"), "{error}");
+    assert!(
+        warn.contains("job paused after consecutive failures"),
+        "{warn}"
+    );
     assert!(text(&loud).contains("execution succeeded"));
     // Claims and store calls have DEBUG spans.
     assert!(debug.contains("claim{"), "{debug}");

@@ -8,10 +8,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::Inner;
+use super::breaker::{self, Admission, BreakerState, Transition};
 use super::retry::{self, Failure};
 use crate::ai::{AiError, AiRequest, AiResponse};
 use crate::events::Event;
-use crate::model::{ErrorType, Execution, ExecutionResponse, ExecutionStatus, Job};
+use crate::model::{ErrorType, Execution, ExecutionResponse, ExecutionStatus, Job, JobPatch};
+use crate::ops::AlertKind;
 use crate::store::{Finish, FinishOutcome, StatsDelta};
 use crate::telemetry;
 
@@ -20,6 +22,8 @@ enum CallEnd {
     Answered(Result<AiResponse, AiError>),
     /// Another instance took the execution over: stop, write nothing.
     LeaseLost,
+    /// The circuit breaker is open until then: no call was made.
+    Refused(DateTime<Utc>),
 }
 
 /// Run a `running` execution leased to this instance, to its end.
@@ -47,16 +51,37 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     };
     let deadline = inner.clock.now() + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let called_at = inner.clock.now();
-    let end = tokio::select! {
-        biased;
-        answer = inner.ai.call(&request) => CallEnd::Answered(answer),
-        () = inner.clock.sleep_until(deadline) => CallEnd::Answered(Err(AiError::Timeout(timeout))),
-        () = heartbeat(&inner, &execution) => CallEnd::LeaseLost,
+    let (admission, transition) = inner.breaker.admit(called_at);
+    on_breaker(&inner, transition).await;
+    let end = match admission {
+        Admission::Refused { until } => CallEnd::Refused(until),
+        Admission::Call { probe } => {
+            let end = tokio::select! {
+                biased;
+                answer = inner.ai.call(&request) => CallEnd::Answered(answer),
+                () = inner.clock.sleep_until(deadline) => CallEnd::Answered(Err(AiError::Timeout(timeout))),
+                () = heartbeat(&inner, &execution) => CallEnd::LeaseLost,
+            };
+            match &end {
+                CallEnd::Answered(answer) => {
+                    let failed = breaker::counts_as_failure(&answer.as_ref().map(|_| ()));
+                    let transition = inner.breaker.record(probe, failed, inner.clock.now());
+                    on_breaker(&inner, transition).await;
+                }
+                _ => inner.breaker.abandon(probe),
+            }
+            end
+        }
     };
     let now = inner.now();
     let answer = match end {
         CallEnd::LeaseLost => {
             tracing::warn!("lease lost to another instance; abandoning the execution");
+            return;
+        }
+        CallEnd::Refused(until) => {
+            let (record, next_attempt) = refused(&inner, &execution, &job, until, now);
+            Box::pin(finish(&inner, record, next_attempt, &execution, None)).await;
             return;
         }
         CallEnd::Answered(answer) => answer,
@@ -109,6 +134,11 @@ fn conclude(
                 record.input_tokens = Some(usage.input_tokens);
                 record.output_tokens = Some(usage.output_tokens);
                 record.tokens_used = Some(usage.total());
+                let model = response
+                    .model
+                    .as_deref()
+                    .or_else(|| job.metadata.get("model").and_then(|m| m.as_str()));
+                record.cost_micro_usd = inner.options.prices.cost_micro_usd(model, &usage);
             }
             record.response = Some(ExecutionResponse {
                 result: response.result,
@@ -136,6 +166,59 @@ fn conclude(
             let next = decision.retry_at.map(|at| execution.retry(at, now));
             (record, next)
         }
+    }
+}
+
+/// The record of an execution the open circuit breaker refused, and its next attempt.
+fn refused(
+    inner: &Inner,
+    execution: &Execution,
+    job: &Job,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (Execution, Option<Execution>) {
+    let mut record = ended_without_answer(
+        execution,
+        ExecutionStatus::Failed,
+        ErrorType::CircuitOpen,
+        format!(
+            "the circuit breaker around the AI endpoint is open until {}; no call was made",
+            until.to_rfc3339()
+        ),
+        now,
+    );
+    let decision = retry::decide(
+        &job.retry_policy,
+        execution.attempt,
+        &Failure::CircuitOpen { until },
+        now,
+        &mut inner.rng(),
+    );
+    record.status = decision.status;
+    record.error_details = Some(serde_json::json!({
+        "kind": ErrorType::CircuitOpen.as_str(),
+        "openUntil": until.to_rfc3339(),
+    }));
+    log_failure(&record, decision.retry_at);
+    let next = decision.retry_at.map(|at| execution.retry(at, now));
+    (record, next)
+}
+
+/// Publish a breaker state change; an opening is also an `ai_unreachable` alert.
+async fn on_breaker(inner: &Inner, transition: Option<Transition>) {
+    let Some(Transition { from, to }) = transition else {
+        return;
+    };
+    let at = inner.now();
+    tracing::warn!(%from, %to, "circuit breaker changed state");
+    telemetry::breaker_state(to.code());
+    inner.emit(Event::BreakerChanged { from, to, at });
+    if to == BreakerState::Open {
+        let message = format!(
+            "the AI endpoint looks unreachable: the circuit breaker opened for {:?} after repeated failures",
+            inner.options.breaker.cool_down
+        );
+        inner.raise(AlertKind::AiUnreachable, None, message).await;
     }
 }
 
@@ -218,7 +301,15 @@ pub(crate) async fn finish(
     match outcome {
         Some(FinishOutcome::Finished { promoted }) => {
             telemetry::execution_ended(&finish.execution);
+            if finish.stats.counted && finish.stats.cost_micro_usd > 0 {
+                inner
+                    .spend()
+                    .add(finish.stats.completed_at, finish.stats.cost_micro_usd);
+            }
             inner.emit(Event::ExecutionFinished(finish.execution.clone()));
+            if finish.stats.counted && finish.stats.status.is_failure() {
+                pause_if_failing(inner, &finish.execution).await;
+            }
             if let Some(next) = finish.next_attempt.clone() {
                 telemetry::retry_scheduled();
                 inner.emit(Event::RetryScheduled(next));
@@ -252,4 +343,57 @@ pub(crate) fn ended_without_answer(
     record.error_message = Some(message);
     record.lease_expires_at = None;
     record
+}
+
+/// Pause the job of a failed execution when its run of consecutive failures reached its
+/// `pauseAfterFailures`, with a note saying why, and raise an alert.
+async fn pause_if_failing(inner: &Inner, failed: &Execution) {
+    for _ in 0..3 {
+        let job = match inner.store.get_job(&failed.job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the job to check its failure streak");
+                return;
+            }
+        };
+        let Some(limit) = job.pause_after_failures else {
+            return;
+        };
+        if !job.is_active() || job.consecutive_failures < limit {
+            return;
+        }
+        let note = format!(
+            "paused by the engine after {} consecutive failures (last: {}; its message is on execution {})",
+            job.consecutive_failures,
+            // The type, not the AI's message: that may echo the prompt, and alerts are logged.
+            failed.error_type.as_deref().unwrap_or("unknown"),
+            failed.id
+        );
+        let patch = JobPatch {
+            enabled: Some(false),
+            pause_note: Some(Some(note.chars().take(1_000).collect())),
+            updated_by: Some(format!("chill:{}", inner.options.instance_id)),
+            ..JobPatch::default()
+        };
+        let Ok(paused) = job.apply(&patch, inner.now()) else {
+            return;
+        };
+        match inner.store.update_job(&paused, job.version).await {
+            Ok(()) => {
+                tracing::warn!(job_id = %job.id, failures = job.consecutive_failures, "job paused after consecutive failures");
+                inner.emit(Event::JobPaused(paused));
+                let message = format!("job {}: {note}", job.id);
+                inner
+                    .raise(AlertKind::JobPausedAfterFailures, Some(job.id), message)
+                    .await;
+                return;
+            }
+            Err(crate::store::StoreError::VersionConflict { .. }) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not pause the failing job");
+                return;
+            }
+        }
+    }
 }

@@ -24,14 +24,16 @@
 //! # });
 //! ```
 
+mod breaker;
 mod executor;
+mod maintenance;
 mod options;
 mod planner;
 mod retry;
 mod scheduler;
 mod traced_store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
@@ -39,7 +41,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::Instrument;
 
-pub use options::ChillOptions;
+pub use breaker::{BreakerOptions, BreakerState};
+pub use options::{ChillOptions, TriggerLimit};
 #[cfg(feature = "testkit")]
 pub(crate) use retry::min_retry_delay;
 
@@ -51,8 +54,10 @@ use crate::model::{
     ErrorType, Execution, ExecutionId, ExecutionStatus, Job, JobId, JobPatch, JobSpec,
     OverlapPolicy,
 };
+use crate::ops::{AlertSink, ArchiveSink, Summary, WindowStats};
 use crate::rng::Rng;
 use crate::store::{JobFilter, Lease, ManualStart, Page, PageRequest, Store, StoreError};
+use std::time::Duration;
 
 /// A ChillScheduler engine instance: job and execution API, event stream, and (after
 /// [`Chill::start`]) the scheduler.
@@ -90,6 +95,16 @@ pub(crate) struct Inner {
     idle: Notify,
     /// Set when a shutdown begins: no new work is taken.
     stopping: watch::Sender<bool>,
+    /// The circuit breaker around the AI client.
+    breaker: breaker::Breaker,
+    alert_sink: Option<Arc<dyn AlertSink>>,
+    archive: Option<Arc<dyn ArchiveSink>>,
+    /// Recent manual triggers per job, for the trigger limit.
+    triggers: Mutex<HashMap<JobId, VecDeque<DateTime<Utc>>>>,
+    /// The global spend, for the global budget.
+    spend: Mutex<maintenance::GlobalSpend>,
+    /// When each alert was last raised.
+    raised: Mutex<maintenance::Raised>,
 }
 
 impl Inner {
@@ -106,10 +121,6 @@ impl Inner {
         TimeDelta::from_std(self.options.poll_interval).unwrap_or(TimeDelta::seconds(1))
     }
 
-    fn recovery_length(&self) -> TimeDelta {
-        TimeDelta::from_std(self.options.recovery_interval).unwrap_or(TimeDelta::seconds(15))
-    }
-
     /// A lease for this instance starting now.
     fn lease(&self) -> Lease {
         Lease {
@@ -124,6 +135,39 @@ impl Inner {
 
     fn running(&self) -> MutexGuard<'_, HashMap<ExecutionId, AbortHandle>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spend(&self) -> MutexGuard<'_, maintenance::GlobalSpend> {
+        self.spend.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn raised(&self) -> MutexGuard<'_, maintenance::Raised> {
+        self.raised.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Count a manual trigger of `job` at `now` against the trigger limit; the error says
+    /// when the next one is allowed.
+    fn admit_trigger(&self, job: &JobId, now: DateTime<Utc>) -> Result<(), Error> {
+        let Some(limit) = self.options.manual_trigger_limit else {
+            return Ok(());
+        };
+        let per = TimeDelta::from_std(limit.per).unwrap_or(TimeDelta::MAX);
+        let mut triggers = self.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        let recent = triggers.entry(*job).or_default();
+        while recent.front().is_some_and(|t| now - *t >= per) {
+            recent.pop_front();
+        }
+        if recent.len() >= limit.max as usize {
+            let next = recent.front().map_or(now, |t| *t + per);
+            return Err(Error::TriggerLimited {
+                job_id: *job,
+                max: limit.max,
+                per: limit.per,
+                retry_after: (next - now).to_std().unwrap_or_default(),
+            });
+        }
+        recent.push_back(now);
+        Ok(())
     }
 
     fn emit(&self, event: Event) {
@@ -324,17 +368,70 @@ impl ChillHandle {
     }
 }
 
-impl Chill {
-    /// An engine instance over a store, a clock and an AI client. Nothing runs until
-    /// [`Chill::start`]; the job API works at once. A heartbeat interval longer than half
-    /// the lease duration is shortened to a third of it.
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        ai: Arc<dyn AiClient>,
-        options: ChillOptions,
-    ) -> Chill {
-        let mut options = options;
+/// Builds a [`Chill`] with hooks: from [`Chill::builder`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use async_trait::async_trait;
+/// use chill_core::{Alert, AlertSink, AiClient, AiError, AiRequest, AiResponse, Chill, ChillOptions, MemoryStore, SystemClock};
+///
+/// struct Echo;
+/// #[async_trait]
+/// impl AiClient for Echo {
+///     async fn call(&self, r: &AiRequest) -> Result<AiResponse, AiError> {
+///         Ok(AiResponse { result: r.payload.prompt.clone(), ..Default::default() })
+///     }
+/// }
+/// struct Pager;
+/// #[async_trait]
+/// impl AlertSink for Pager {
+///     async fn alert(&self, alert: &Alert) { eprintln!("{}", alert.message) }
+/// }
+/// let chill = Chill::builder(Arc::new(MemoryStore::new()), Arc::new(SystemClock), Arc::new(Echo))
+///     .options(ChillOptions::default().with_max_concurrent(10))
+///     .alert_sink(Arc::new(Pager))
+///     .build();
+/// # let _ = chill;
+/// ```
+pub struct ChillBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    ai: Arc<dyn AiClient>,
+    options: ChillOptions,
+    alert_sink: Option<Arc<dyn AlertSink>>,
+    archive: Option<Arc<dyn ArchiveSink>>,
+}
+
+impl std::fmt::Debug for ChillBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChillBuilder")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChillBuilder {
+    /// The options (default: `ChillOptions::default()`).
+    pub fn options(mut self, options: ChillOptions) -> ChillBuilder {
+        self.options = options;
+        self
+    }
+
+    /// Where alerts go (besides the event stream).
+    pub fn alert_sink(mut self, sink: Arc<dyn AlertSink>) -> ChillBuilder {
+        self.alert_sink = Some(sink);
+        self
+    }
+
+    /// What retention hands each batch of old executions to before deleting it.
+    pub fn archive(mut self, archive: Arc<dyn ArchiveSink>) -> ChillBuilder {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// The engine instance.
+    pub fn build(self) -> Chill {
+        let mut options = self.options;
         if options.heartbeat_interval * 2 > options.lease_duration {
             // A lease must survive a late heartbeat: renew at least twice per lease.
             options.heartbeat_interval = options.lease_duration / 3;
@@ -351,9 +448,9 @@ impl Chill {
         let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
         Chill {
             inner: Arc::new(Inner {
-                store: Arc::new(traced_store::TracedStore::new(store)),
-                clock,
-                ai,
+                store: Arc::new(traced_store::TracedStore::new(self.store)),
+                clock: self.clock,
+                ai: self.ai,
                 events,
                 wake: Notify::new(),
                 permits,
@@ -361,8 +458,45 @@ impl Chill {
                 running: Mutex::new(HashMap::new()),
                 idle: Notify::new(),
                 stopping: watch::channel(false).0,
+                breaker: breaker::Breaker::new(options.breaker),
+                alert_sink: self.alert_sink,
+                archive: self.archive,
+                triggers: Mutex::new(HashMap::new()),
+                spend: Mutex::new(maintenance::GlobalSpend::default()),
+                raised: Mutex::new(HashMap::new()),
                 options,
             }),
+        }
+    }
+}
+
+impl Chill {
+    /// An engine instance over a store, a clock and an AI client. Nothing runs until
+    /// [`Chill::start`]; the job API works at once. A heartbeat interval longer than half
+    /// the lease duration is shortened to a third of it. For alert and archive hooks, use
+    /// [`Chill::builder`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ai: Arc<dyn AiClient>,
+        options: ChillOptions,
+    ) -> Chill {
+        Chill::builder(store, clock, ai).options(options).build()
+    }
+
+    /// A builder, for an engine with hooks (alert sink, archive).
+    pub fn builder(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ai: Arc<dyn AiClient>,
+    ) -> ChillBuilder {
+        ChillBuilder {
+            store,
+            clock,
+            ai,
+            options: ChillOptions::default(),
+            alert_sink: None,
+            archive: None,
         }
     }
 
@@ -391,7 +525,8 @@ impl Chill {
                 .instrument(span.clone()),
         );
         let maintenance = tokio::spawn(
-            scheduler::maintenance_loop(inner.clone(), inner.stopping.subscribe()).instrument(span),
+            maintenance::maintenance_loop(inner.clone(), inner.stopping.subscribe())
+                .instrument(span),
         );
         tracing::info!(instance = %inner.options.instance_id, "engine started");
         ChillHandle {
@@ -589,8 +724,48 @@ impl Chill {
         }
         let job = self.existing_job(id).await?;
         let now = self.inner.now();
+        self.check_can_start(&job, now)?;
+        self.inner.admit_trigger(id, now)?;
+        let execution = Execution::manual(&job, now);
+        self.start_by_hand(job, execution, now).await
+    }
+
+    /// Refuse to start a run of `job` by hand when it is at its concurrency limit or over its
+    /// (or the global) budget.
+    fn check_can_start(&self, job: &Job, now: DateTime<Utc>) -> Result<(), Error> {
+        if let Some(limit) = job.max_concurrency
+            && job.running_count >= limit
+        {
+            return Err(Error::AtConcurrencyLimit {
+                job_id: job.id,
+                running: job.running_count,
+                limit,
+            });
+        }
+        let over = job
+            .budget
+            .and_then(|b| b.exceeded_by(&job.spend, now))
+            .map(|period| format!("the job's {period} budget is spent"))
+            .or_else(|| self.inner.global_gate(now));
+        match over {
+            Some(reason) => Err(Error::BudgetExceeded {
+                job_id: job.id,
+                reason,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Start `execution` (a manual run or a manual retry) now under this instance's lease
+    /// and run it in the background.
+    async fn start_by_hand(
+        &self,
+        job: Job,
+        mut execution: Execution,
+        now: DateTime<Utc>,
+    ) -> Result<ExecutionId, Error> {
+        let id = job.id;
         let lease = self.inner.lease();
-        let mut execution = Execution::manual(&job, now);
         execution.status = ExecutionStatus::Running;
         execution.started_at = now;
         execution.lease_owner = Some(lease.owner);
@@ -608,9 +783,100 @@ impl Chill {
                 self.inner.dispatch(execution, job, None);
                 Ok(execution_id)
             }
-            ManualStart::Busy => Err(Error::Busy(*id)),
-            _ => Err(Error::JobNotActive(*id)),
+            ManualStart::Busy => Err(Error::Busy(id)),
+            _ => Err(Error::JobNotActive(id)),
         }
+    }
+
+    /// Retry a failed, timed-out or dead execution by hand: a new attempt in its chain
+    /// (trigger `retry`, the next attempt number, the same root), started now. Refused when
+    /// the execution has a retry already, and for the reasons [`Chill::trigger_job`] refuses.
+    pub async fn retry_execution(&self, id: &ExecutionId) -> Result<ExecutionId, Error> {
+        if *self.inner.stopping.borrow() {
+            return Err(Error::ShuttingDown);
+        }
+        let failed = self
+            .inner
+            .store
+            .get_execution(id)
+            .await?
+            .ok_or(Error::ExecutionNotFound(*id))?;
+        if !failed.status.is_failure() {
+            return Err(Error::NotRetryable {
+                execution_id: *id,
+                status: failed.status,
+            });
+        }
+        let job = self.existing_job(&failed.job_id).await?;
+        let now = self.inner.now();
+        self.check_can_start(&job, now)?;
+        let attempt = failed.retry(now, now);
+        match self.start_by_hand(job, attempt, now).await {
+            Err(Error::Store(StoreError::AlreadyExists { .. })) => Err(Error::AlreadyRetried(*id)),
+            other => other,
+        }
+    }
+
+    /// The state of this instance's circuit breaker around the AI client.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.inner.breaker.state(self.inner.clock.now())
+    }
+
+    /// Statistics of every execution that ended in `[from, to)`: in all and per job.
+    pub async fn summary(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Summary, Error> {
+        Ok(maintenance::summarize(&self.inner, from, to).await?)
+    }
+
+    /// The summary of one UTC day.
+    pub async fn daily_summary(&self, day: chrono::NaiveDate) -> Result<Summary, Error> {
+        let from = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        self.summary(from, from + TimeDelta::days(1)).await
+    }
+
+    /// The summary of the seven UTC days from `first_day`.
+    pub async fn weekly_summary(&self, first_day: chrono::NaiveDate) -> Result<Summary, Error> {
+        let from = first_day.and_time(chrono::NaiveTime::MIN).and_utc();
+        self.summary(from, from + TimeDelta::days(7)).await
+    }
+
+    /// One job's statistics over the last `window` (an hour, a day, a week...): its
+    /// executions that ended since `now - window`.
+    pub async fn job_stats(&self, job_id: &JobId, window: Duration) -> Result<WindowStats, Error> {
+        let now = self.inner.now();
+        let from = now - TimeDelta::from_std(window).unwrap_or(TimeDelta::MAX);
+        // An execution ends at most its timeout after it starts, and starts (as a retry) at
+        // most a backoff after it is created: look a little further back than the window.
+        let created_after = from - TimeDelta::days(8);
+        let mut ended = Vec::new();
+        let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+        'pages: loop {
+            let p = self.inner.store.list_executions(job_id, &page).await?;
+            for e in p.items {
+                if e.created_at < created_after {
+                    break 'pages;
+                }
+                if e.completed_at.is_some_and(|t| t >= from && t <= now) {
+                    ended.push(e);
+                }
+            }
+            match p.next_cursor {
+                Some(c) => page = PageRequest::after(PageRequest::MAX_LIMIT, c),
+                None => break,
+            }
+        }
+        Ok(WindowStats::of(&ended))
+    }
+
+    /// Run the metrics round now (it also runs every metrics interval once started): reads
+    /// the global spend, computes the alert window's statistics and raises alerts.
+    pub async fn run_metrics_round(&self) -> Result<Summary, Error> {
+        Ok(maintenance::metrics_round(&self.inner).await?)
+    }
+
+    /// Run retention now (it also runs every retention interval once started). Returns how
+    /// many executions were deleted.
+    pub async fn run_retention(&self) -> Result<u64, Error> {
+        Ok(maintenance::retention_round(&self.inner).await?)
     }
 
     /// An execution by id.

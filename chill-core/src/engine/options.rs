@@ -2,6 +2,26 @@
 
 use std::time::Duration;
 
+use super::breaker::BreakerOptions;
+use crate::model::Budget;
+use crate::ops::{AlertRules, PriceTable};
+
+/// At most `max` manual triggers of one job per `per` (counted on each instance).
+///
+/// ```
+/// use std::time::Duration;
+/// use chill_core::TriggerLimit;
+/// let limit = TriggerLimit { max: 5, per: Duration::from_secs(60) };
+/// # let _ = limit;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggerLimit {
+    /// Triggers allowed...
+    pub max: u32,
+    /// ...per this long.
+    pub per: Duration,
+}
+
 /// How an engine instance behaves. Start from `ChillOptions::default()` and change fields with
 /// the `with_*` methods.
 ///
@@ -58,6 +78,31 @@ pub struct ChillOptions {
     /// `secret`, `authorization`, ...). Prompts, responses and API keys are never logged
     /// whatever this says.
     pub redacted_metadata_keys: Vec<String>,
+    /// The circuit breaker around the AI client (default: open after 5 failures in a row or
+    /// half of the last 20 calls, 30 s cool-down).
+    pub breaker: BreakerOptions,
+    /// A limit on manual triggers per job (default none).
+    pub manual_trigger_limit: Option<TriggerLimit>,
+    /// Executions older than this are deleted by the maintenance (default 30 days; `None`
+    /// keeps everything).
+    pub retention: Option<Duration>,
+    /// Executions deleted per retention batch (default 500)...
+    pub retention_batch: usize,
+    /// ...and at most this many batches per round (default 20).
+    pub retention_batches_per_round: usize,
+    /// How often retention runs (default one hour).
+    pub retention_interval: Duration,
+    /// How often the maintenance computes the alert window's statistics, raises alerts and
+    /// reads the global spend (default 60 s).
+    pub metrics_interval: Duration,
+    /// When alerts are raised.
+    pub alert_rules: AlertRules,
+    /// Prices that turn tokens into cost (default empty: no cost computed).
+    pub prices: PriceTable,
+    /// A limit on what all jobs together spend per UTC day and month (default none). The
+    /// engine knows the global spend as of its last maintenance round plus its own spending
+    /// since, so several instances may overshoot by what runs between two rounds.
+    pub global_budget: Option<Budget>,
 }
 
 impl Default for ChillOptions {
@@ -81,6 +126,16 @@ impl Default for ChillOptions {
                 .iter()
                 .map(|k| (*k).to_string())
                 .collect(),
+            breaker: BreakerOptions::default(),
+            manual_trigger_limit: None,
+            retention: Some(Duration::from_secs(30 * 24 * 3_600)),
+            retention_batch: 500,
+            retention_batches_per_round: 20,
+            retention_interval: Duration::from_secs(3_600),
+            metrics_interval: Duration::from_secs(60),
+            alert_rules: AlertRules::default(),
+            prices: PriceTable::default(),
+            global_budget: None,
         }
     }
 }
@@ -128,6 +183,26 @@ setters! {
     with_seed: seed: Option<u64>;
     /// Set [`ChillOptions::redacted_metadata_keys`] (replacing the defaults).
     with_redacted_metadata_keys: redacted_metadata_keys: Vec<String>;
+    /// Set [`ChillOptions::breaker`].
+    with_breaker: breaker: BreakerOptions;
+    /// Set [`ChillOptions::manual_trigger_limit`].
+    with_manual_trigger_limit: manual_trigger_limit: Option<TriggerLimit>;
+    /// Set [`ChillOptions::retention`].
+    with_retention: retention: Option<Duration>;
+    /// Set [`ChillOptions::retention_batch`].
+    with_retention_batch: retention_batch: usize;
+    /// Set [`ChillOptions::retention_batches_per_round`].
+    with_retention_batches_per_round: retention_batches_per_round: usize;
+    /// Set [`ChillOptions::retention_interval`].
+    with_retention_interval: retention_interval: Duration;
+    /// Set [`ChillOptions::metrics_interval`].
+    with_metrics_interval: metrics_interval: Duration;
+    /// Set [`ChillOptions::alert_rules`].
+    with_alert_rules: alert_rules: AlertRules;
+    /// Set [`ChillOptions::prices`].
+    with_prices: prices: PriceTable;
+    /// Set [`ChillOptions::global_budget`].
+    with_global_budget: global_budget: Option<Budget>;
 }
 
 impl ChillOptions {

@@ -29,7 +29,20 @@ enum Fate {
 
 /// Plan the claim of a job's due slots at `now`: every slot due at or before `now`, at most
 /// `max_slots` of them; the claim advances `nextRunAt` past them. `None` when nothing is due.
+#[cfg(test)]
 pub(crate) fn plan(job: &Job, now: DateTime<Utc>, lease: &Lease, max_slots: usize) -> Option<Plan> {
+    plan_gated(job, now, lease, max_slots, None)
+}
+
+/// [`plan`], where every slot that would run is skipped instead when `gate` says why (the
+/// global budget is spent), and so is every slot of a job over its own budget.
+pub(crate) fn plan_gated(
+    job: &Job,
+    now: DateTime<Utc>,
+    lease: &Lease,
+    max_slots: usize,
+    gate: Option<&str>,
+) -> Option<Plan> {
     let expected = job.next_run_at?;
     if expected > now || !job.enabled || job.deleted_at.is_some() {
         return None;
@@ -70,6 +83,11 @@ pub(crate) fn plan(job: &Job, now: DateTime<Utc>, lease: &Lease, max_slots: usiz
     let batch_reaches_now = next.as_ref().is_none_or(|s| s.fire_at > now);
     let window = TimeDelta::seconds(i64::from(job.catch_up_window));
 
+    let over_budget = gate.map(str::to_string).or_else(|| {
+        let budget = job.budget?;
+        let period = budget.exceeded_by(&job.spend, now)?;
+        Some(format!("the job's {period} budget is spent"))
+    });
     let mut running = job.running_count;
     let mut buffered = job.buffered_execution_id.is_some();
     let mut plan = Plan {
@@ -103,9 +121,18 @@ pub(crate) fn plan(job: &Job, now: DateTime<Utc>, lease: &Lease, max_slots: usiz
                 _ => Fate::Run,
             }
         };
+        if let (Fate::Run, Some(why)) = (&fate, &over_budget) {
+            fate = Fate::Skip(ErrorType::BudgetExceeded, why.clone());
+        }
         if matches!(fate, Fate::Run) && running > 0 {
             fate = match job.overlap_policy {
-                OverlapPolicy::Allow => Fate::Run,
+                OverlapPolicy::Allow => match job.max_concurrency {
+                    Some(limit) if running >= limit => Fate::Skip(
+                        ErrorType::ConcurrencyLimit,
+                        format!("{running} runs in progress, the job's limit is {limit}"),
+                    ),
+                    _ => Fate::Run,
+                },
                 OverlapPolicy::BufferOne if !buffered => Fate::Buffer,
                 _ => Fate::Skip(
                     ErrorType::Overlap,
@@ -146,7 +173,8 @@ pub(crate) fn plan(job: &Job, now: DateTime<Utc>, lease: &Lease, max_slots: usiz
     // Under `skip`, a manual run and a slot must not both start. A buffered slot waits for
     // the run in progress to end: if that run ended between the read and the claim, nothing
     // would ever start the buffered slot, so the claim must fail and be planned again.
-    if (job.overlap_policy == OverlapPolicy::Skip && plan.claim.started > 0)
+    if ((job.overlap_policy == OverlapPolicy::Skip || job.max_concurrency.is_some())
+        && plan.claim.started > 0)
         || plan.claim.buffered.is_some()
     {
         plan.claim.expected_running = Some(job.running_count);
@@ -292,5 +320,68 @@ mod tests {
         let p = plan(&j, t(9, 0, 0), &lease(), 25).unwrap();
         assert_eq!(p.runs.len(), 1);
         assert_eq!(p.claim.next_run_at, None);
+    }
+
+    #[test]
+    fn a_job_over_its_budget_records_its_slots_as_skipped() {
+        let mut j = job("0 9 * * *");
+        j.budget = Some(crate::model::Budget::per_day_usd(1.0));
+        j.spend.add(t(8, 0, 0), 1_000_000);
+        let p = plan(&j, t(9, 0, 1), &lease(), 25).unwrap();
+        assert_eq!(statuses(&p), vec![(t(9, 0, 0), ExecutionStatus::Skipped)]);
+        assert_eq!(p.skipped[0].error_type.as_deref(), Some("budget_exceeded"));
+        assert_eq!(
+            p.skipped[0].error_message.as_deref(),
+            Some("the job's daily budget is spent")
+        );
+        assert_eq!(p.claim.next_run_at, Some(t(9, 0, 0) + TimeDelta::days(1)));
+        // Yesterday's spend does not count today.
+        j.spend = crate::model::Spend::default();
+        j.spend.add(t(8, 0, 0) - TimeDelta::days(1), 5_000_000);
+        let p = plan(&j, t(9, 0, 1), &lease(), 25).unwrap();
+        assert_eq!(statuses(&p), vec![(t(9, 0, 0), ExecutionStatus::Running)]);
+    }
+
+    #[test]
+    fn a_gate_skips_what_would_run() {
+        let j = job("0 9 * * *");
+        let p = plan_gated(
+            &j,
+            t(9, 0, 1),
+            &lease(),
+            25,
+            Some("the global daily budget is spent"),
+        )
+        .unwrap();
+        assert_eq!(statuses(&p), vec![(t(9, 0, 0), ExecutionStatus::Skipped)]);
+        assert_eq!(p.claim.started, 0);
+        assert!(p.runs.is_empty());
+    }
+
+    #[test]
+    fn the_per_job_limit_skips_slots_beyond_it_under_allow() {
+        let mut j = job("* * * * *");
+        j.overlap_policy = OverlapPolicy::Allow;
+        j.max_concurrency = Some(2);
+        j.running_count = 1;
+        j.catch_up_policy = CatchUpPolicy::RunAll;
+        let p = plan(&j, t(8, 3, 0), &lease(), 25).unwrap();
+        assert_eq!(
+            statuses(&p),
+            vec![
+                (t(8, 1, 0), ExecutionStatus::Running),
+                (t(8, 2, 0), ExecutionStatus::Skipped),
+                (t(8, 3, 0), ExecutionStatus::Skipped),
+            ]
+        );
+        assert_eq!(
+            p.skipped[0].error_type.as_deref(),
+            Some("concurrency_limit")
+        );
+        assert_eq!(
+            p.claim.expected_running,
+            Some(1),
+            "the limit holds only if nothing else started"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! | outcome | decision |
 //! |---|---|
 //! | network error, 5xx, lost lease | retry with exponential backoff plus jitter |
+//! | circuit breaker open | retry with backoff, not before the breaker half-opens |
 //! | 429 rate limited | retry after `Retry-After` (or the backoff), counts toward maxRetries |
 //! | timeout | status `timeout`; retried only when the job's `retryOnTimeout` is set |
 //! | 4xx other than 429, invalid request, API error | `failed`, no retry |
@@ -22,6 +23,11 @@ pub(crate) enum Failure<'a> {
     Ai(&'a AiError),
     /// The instance running it stopped renewing its lease (crashed).
     LeaseExpired,
+    /// The circuit breaker was open until then: no call was made.
+    CircuitOpen {
+        /// When the breaker lets probes through.
+        until: DateTime<Utc>,
+    },
 }
 
 /// What a failure becomes.
@@ -65,7 +71,7 @@ pub(crate) fn decide(
     let (status, retryable) = match failure {
         Failure::Ai(AiError::Timeout(_)) => (ExecutionStatus::Timeout, policy.retry_on_timeout),
         Failure::Ai(e) => (ExecutionStatus::Failed, e.is_transient()),
-        Failure::LeaseExpired => (ExecutionStatus::Failed, true),
+        Failure::LeaseExpired | Failure::CircuitOpen { .. } => (ExecutionStatus::Failed, true),
     };
     if !retryable {
         return Decision {
@@ -88,7 +94,12 @@ pub(crate) fn decide(
             let base = min_backoff(policy, attempt);
             // Up to a fifth more, so that jobs failing together do not retry together.
             let jitter_ms = rng.up_to(base.num_milliseconds().max(0) as u64 / 5);
-            base + TimeDelta::milliseconds(jitter_ms as i64)
+            let backoff = base + TimeDelta::milliseconds(jitter_ms as i64);
+            match failure {
+                // Not before the breaker lets calls through again.
+                Failure::CircuitOpen { until } => backoff.max(*until - now),
+                _ => backoff,
+            }
         }
     };
     Decision {

@@ -1,5 +1,5 @@
-//! The scheduler loop (claim due slots and retry attempts, dispatch them) and the maintenance
-//! loop (recover executions whose owner stopped renewing its lease).
+//! The scheduler loop (claim due slots and retry attempts, dispatch them) and lease recovery
+//! (executions whose owner stopped renewing its lease), which the maintenance loop runs.
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use super::executor;
 use super::{Inner, planner, retry};
 use crate::events::Event;
 use crate::model::{ErrorType, ExecutionStatus};
+use crate::ops::AlertKind;
 use crate::store::StoreError;
 use crate::telemetry;
 
@@ -127,6 +128,7 @@ async fn claim_due(
     let jobs = inner.store.due_jobs(now, free).await?;
     telemetry::due_backlog(seen + jobs.len());
     more |= jobs.len() == free;
+    let gate = inner.global_gate(now);
     for job in jobs {
         let lease = inner.lease();
         // Each slot needs at most one permit: a claim of no more slots than there are free
@@ -135,7 +137,7 @@ async fn claim_due(
             .options
             .max_slots_per_claim
             .min(inner.permits.available_permits());
-        let Some(plan) = planner::plan(&job, now, &lease, max_slots) else {
+        let Some(plan) = planner::plan_gated(&job, now, &lease, max_slots, gate.as_deref()) else {
             continue;
         };
         let mut permits = Vec::with_capacity(plan.runs.len());
@@ -155,6 +157,16 @@ async fn claim_due(
         for skipped in plan.skipped {
             tracing::info!(job_id = %job.id, scheduled_for = %skipped.scheduled_for, reason = skipped.error_type.as_deref().unwrap_or(""), "slot skipped");
             telemetry::execution_ended(&skipped);
+            if skipped.error_type.as_deref() == Some(ErrorType::BudgetExceeded.as_str()) {
+                let why = skipped.error_message.clone().unwrap_or_default();
+                let message = format!(
+                    "job {}: slot {} skipped: {why}",
+                    job.id, skipped.scheduled_for
+                );
+                inner
+                    .raise(AlertKind::BudgetExceeded, Some(job.id), message)
+                    .await;
+            }
             inner.emit(Event::ExecutionSkipped(skipped));
         }
         for (run, permit) in plan.runs.into_iter().zip(permits) {
@@ -166,25 +178,6 @@ async fn claim_due(
     } else {
         Tick::Done { claimed }
     })
-}
-
-/// Recover expired leases every recovery interval until shutdown.
-pub(crate) async fn maintenance_loop(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        let wake_at = inner.now() + inner.recovery_length();
-        tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            () = inner.clock.sleep_until(wake_at) => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(e) = recover_expired(&inner).await {
-            tracing::warn!(error = %e, "lease recovery failed; trying again next round");
-        }
-    }
-    tracing::debug!("maintenance loop stopped");
 }
 
 /// Mark executions whose lease expired `failed` (`lease_expired`) and apply the retry policy.

@@ -23,9 +23,10 @@ use crate::ai::{AiClient, AiError, AiRequest, AiResponse, TokenUsage};
 use crate::clock::{Clock, ManualClock};
 use crate::engine::{Chill, ChillHandle, ChillOptions};
 use crate::model::{
-    CatchUpPolicy, Execution, ExecutionId, ExecutionStatus, Job, JobId, JobSpec, OverlapPolicy,
-    RetryPolicy, Trigger,
+    Budget, CatchUpPolicy, Execution, ExecutionId, ExecutionStatus, Job, JobId, JobSpec,
+    OverlapPolicy, RetryPolicy, Trigger,
 };
+use crate::ops::{ModelPrice, PriceTable};
 use crate::rng::Rng;
 use crate::schedule::Blackout;
 use crate::store::{JobFilter, MemoryStore, PageRequest, Store};
@@ -250,6 +251,7 @@ fn sim_options(id: String, seed: u64) -> ChillOptions {
         .with_heartbeat_interval(Duration::from_secs(30))
         .with_recovery_interval(Duration::from_secs(60))
         .with_store_retry_max(Duration::from_secs(30))
+        .with_prices(PriceTable::default().with_default(ModelPrice::usd_per_mtok(3.0, 15.0)))
 }
 
 /// A random job spec.
@@ -298,6 +300,13 @@ fn random_spec(rng: &mut Rng, index: usize, start: DateTime<Utc>, end: DateTime<
             end: b + TimeDelta::hours(3),
             reason: Some("maintenance".into()),
         }];
+    }
+    if rng.chance(0.25) {
+        // A few runs a day (a run costs 0.3 to 0.8 cents): some slots are skipped for it.
+        spec.budget = Some(Budget {
+            daily_micro_usd: Some(10_000 + rng.below(40_000)),
+            monthly_micro_usd: None,
+        });
     }
     if rng.chance(0.2) {
         let s = at(rng.below(span / 2));
@@ -552,6 +561,7 @@ pub fn statistics_mismatch(job: &Job, executions: &[Execution]) -> Option<String
         .map(|e| e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0))
         .sum();
     let durations: u64 = runs.iter().map(|e| e.duration_ms.unwrap_or(0)).sum();
+    let cost: u64 = runs.iter().map(|e| e.cost_micro_usd.unwrap_or(0)).sum();
     let expected = (
         runs.len() as u64,
         successes as u64,
@@ -559,6 +569,7 @@ pub fn statistics_mismatch(job: &Job, executions: &[Execution]) -> Option<String
         running as u32,
         tokens,
         durations,
+        cost,
     );
     let actual = (
         job.total_runs,
@@ -567,10 +578,11 @@ pub fn statistics_mismatch(job: &Job, executions: &[Execution]) -> Option<String
         job.running_count,
         job.total_tokens,
         job.total_duration_ms,
+        job.total_cost_micro_usd,
     );
     (expected != actual).then(|| {
         format!(
-            "job {}: statistics (runs, successes, failures, running, tokens, duration) are {actual:?}, the executions tally {expected:?}",
+            "job {}: statistics (runs, successes, failures, running, tokens, duration, cost) are {actual:?}, the executions tally {expected:?}",
             job.id
         )
     })
@@ -665,6 +677,25 @@ async fn check(
             .count();
         if let Some(mismatch) = statistics_mismatch(job, &executions) {
             v.push(mismatch);
+        }
+        // Only a job with a budget has slots skipped for it (the simulation sets no global
+        // budget), and its spend of a day never exceeds what its runs cost.
+        let over_budget = executions
+            .iter()
+            .filter(|e| e.error_type.as_deref() == Some("budget_exceeded"))
+            .count();
+        if over_budget > 0 && job.budget.is_none() {
+            v.push(format!(
+                "job {} has no budget but {over_budget} slots were skipped for it",
+                job.id
+            ));
+        }
+        let cost: u64 = runs.iter().map(|e| e.cost_micro_usd.unwrap_or(0)).sum();
+        if job.spend.day_micro_usd > job.spend.month_micro_usd || job.spend.month_micro_usd > cost {
+            v.push(format!(
+                "job {}: spend {:?} does not fit its runs' cost {cost}",
+                job.id, job.spend
+            ));
         }
 
         // At most one success per slot; chains consistent; retries not early; nothing stuck.
