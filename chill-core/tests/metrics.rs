@@ -13,7 +13,7 @@ use chill_core::telemetry::{
     RETRIES_SCHEDULED_TOTAL, RUNNING_EXECUTIONS, STORE_ERRORS_TOTAL, TOKENS_TOTAL,
 };
 use chill_core::testkit::{Faults, Step};
-use chill_core::{AiError, Blackout, ExecutionStatus, JobSpec};
+use chill_core::{AiError, Blackout, BreakerOptions, ExecutionStatus, JobSpec};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use world::{World, at, options, retrying, runtime, secs};
 
@@ -230,4 +230,38 @@ fn failed_store_calls_are_counted_by_operation_and_kind_answers_are_not() {
         ),
     ];
     assert_eq!(errors, expected.iter().map(|(k, n)| (k, *n)).collect());
+}
+
+#[test]
+fn the_breaker_state_and_active_jobs_gauges_follow_the_engine() {
+    let after = recorded(|_| async {
+        let w = World::new();
+        let breaker = BreakerOptions::default().with_consecutive_failures(1);
+        let chill = w.engine_on(w.store(), options("a").with_breaker(breaker));
+        let down = AiError::Server {
+            status: Some(503),
+            message: "down".into(),
+        };
+        w.ai.script("p", vec![Step::err(down)]);
+        chill
+            .create_job(JobSpec::new("p", "p", "at(2026-06-01T00:01:00)"))
+            .await
+            .unwrap();
+        let paused = chill
+            .create_job(JobSpec::new("q", "q", "@daily"))
+            .await
+            .unwrap();
+        chill.pause_job(&paused.id, None).await.unwrap();
+        chill
+            .create_job(JobSpec::new("r", "r", "@daily"))
+            .await
+            .unwrap();
+        let handle = chill.start();
+        w.run_to(at(1, 30)).await;
+        // Two jobs are active: the one-shot ran and has no next slot but stays enabled.
+        chill.run_metrics_round().await.unwrap();
+        handle.shutdown().await;
+    });
+    assert_eq!(gauge(&after, "chill_breaker_state{}"), 2.0, "open");
+    assert_eq!(gauge(&after, "chill_active_jobs{}"), 2.0, "{after:?}");
 }

@@ -139,8 +139,9 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>, mut shutdown: watch::Rec
 /// Read the global spend, compute the alert window's statistics and raise alerts.
 pub(crate) async fn metrics_round(inner: &Arc<Inner>) -> Result<Summary, StoreError> {
     let now = inner.now();
+    // Read every job: the global spend, and the active jobs gauge.
+    let spend = global_spend(inner, now).await?;
     if inner.options.global_budget.is_some() {
-        let spend = global_spend(inner, now).await?;
         *inner.spend() = spend;
     }
     let window =
