@@ -206,6 +206,8 @@ impl Engine {
                 self.store.claim_slots(&claim).await.unwrap(),
                 "claim refused"
             );
+            // A claim bumps the job's version.
+            job.version += 1;
             let end = *at + TimeDelta::milliseconds(800);
             let done = Execution {
                 status: ExecutionStatus::Success,
@@ -390,6 +392,7 @@ fn reads_and_writes(c: &mut Criterion) {
                 assert!(store.claim_slots(&claim).await.unwrap());
                 at = next;
                 j.next_run_at = Some(next);
+                j.version += 1;
             }
             // A cursor half way down the history.
             let mut cursor = None;

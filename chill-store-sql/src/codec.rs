@@ -189,7 +189,7 @@ impl Limits {
         Ok(Arg::Bytes(Some(s.as_bytes().to_vec())))
     }
 
-    fn opt_bytes(&self, field: &str, s: Option<&str>) -> Result<Arg, StoreError> {
+    pub(crate) fn opt_bytes(&self, field: &str, s: Option<&str>) -> Result<Arg, StoreError> {
         match s {
             Some(s) => self.bytes(field, s),
             None => Ok(Arg::Bytes(None)),

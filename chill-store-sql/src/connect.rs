@@ -40,7 +40,10 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
         .map_err(fail)?
         .create_if_missing(true)
         .busy_timeout(options.busy_timeout)
-        .foreign_keys(false);
+        .foreign_keys(false)
+        // Rows of a listing wait in the channel from the connection's thread instead of
+        // stopping that thread every 50 rows (the default) until the caller takes them.
+        .row_buffer_size(1024);
     if in_memory {
         // One connection that lives as long as the store: the database lives in it.
         let pool = SqlitePoolOptions::new()

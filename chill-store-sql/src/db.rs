@@ -168,6 +168,27 @@ impl Pools {
         })
     }
 
+    /// Run a write in one round trip and return the rows of all its statements: on SQLite a
+    /// script `BEGIN IMMEDIATE; ...; COMMIT` on the writer connection, elsewhere one statement
+    /// (autocommit).
+    pub(crate) async fn write(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Row>> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { writer, .. } => {
+                let writer = writer.clone();
+                // A task of its own, so that a caller that gives up (drops the future) cannot
+                // stop the script half way with its transaction open on the writer.
+                tokio::spawn(async move { sqlite_script(&writer, &sql, args).await })
+                    .await
+                    .map_err(|_| sqlx::Error::WorkerCrashed)?
+            }
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => self.fetch_all(&sql, args).await,
+            #[cfg(feature = "mysql")]
+            Pools::MySql(_) => self.fetch_all(&sql, args).await,
+        }
+    }
+
     /// Close every connection.
     pub(crate) async fn close(&self) {
         match self {
@@ -180,6 +201,23 @@ impl Pools {
             Pools::Postgres(p) => p.close().await,
             #[cfg(feature = "mysql")]
             Pools::MySql(p) => p.close().await,
+        }
+    }
+}
+
+/// Run a script that opens and commits its own transaction on the writer connection; when a
+/// statement fails, roll back what the script did (the rollback itself fails, harmlessly,
+/// when the failure already ended the transaction).
+#[cfg(feature = "sqlite")]
+async fn sqlite_script(writer: &sqlx::SqlitePool, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
+    let mut conn = writer.acquire().await?;
+    match bound!(sqlx::Sqlite, sql, args).fetch_all(&mut *conn).await {
+        Ok(rows) => Ok(rows.into_iter().map(Row::Sqlite).collect()),
+        Err(e) => {
+            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                tracing::trace!(error = %rollback, "rollback after a failed script");
+            }
+            Err(e)
         }
     }
 }
@@ -366,6 +404,30 @@ impl Backend {
         match self {
             Backend::Sqlite => "",
             Backend::Postgres | Backend::MySql => " FOR UPDATE",
+        }
+    }
+
+    /// The function that gives the smaller of two integers.
+    pub(crate) fn least(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "min",
+            Backend::Postgres | Backend::MySql => "LEAST",
+        }
+    }
+
+    /// The function that gives the larger of two integers.
+    pub(crate) fn greatest(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "max",
+            Backend::Postgres | Backend::MySql => "GREATEST",
+        }
+    }
+
+    /// The operator of integer division.
+    pub(crate) fn int_div(self) -> &'static str {
+        match self {
+            Backend::Sqlite | Backend::Postgres => "/",
+            Backend::MySql => "DIV",
         }
     }
 

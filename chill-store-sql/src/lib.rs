@@ -8,21 +8,32 @@
 //! | `postgres://user:pass@host:5432/db` (or `postgresql://`) | PostgreSQL | `postgres` |
 //! | `mysql://user:pass@host:3306/db` (or `mariadb://`) | MySQL 8 or MariaDB 10.6+ | `mysql` |
 //!
+//! Feature `tls` adds TLS to the PostgreSQL and MySQL connections (rustls with the Mozilla
+//! roots of `webpki-roots`), asked for in the URL: `?sslmode=require` (PostgreSQL),
+//! `?ssl-mode=required` (MySQL). MariaDB 10.11 is what the tests run against; MySQL 8 is
+//! expected to work (same statements) but is not tested here.
+//!
 //! [`SqlStore::connect`] runs the embedded migrations (see [`Migration`]) unless
 //! [`SqlOptions::migrate`] is off.
 //!
-//! How the contract's atomic operations are kept, on every database alike:
+//! How the contract's atomic operations are kept:
 //!
-//! - A claim is one transaction: a single conditional `UPDATE` of the job (`WHERE version = ?
-//!   AND next_run_at = ? AND enabled ...`; the database re-checks the condition on the latest
-//!   committed row, so of two racing claims exactly one matches), then the `INSERT` of the
-//!   slot's executions, whose primary key is derived from the job and the slot: a second claim
-//!   of a slot cannot be written even by a writer that skipped the condition. No lock is held
-//!   after the transaction, none while the AI call runs.
-//! - A finish is fenced the same way (`WHERE status = 'running' AND lease_owner = ?`), and
-//!   takes the job's row lock first (`SELECT ... FOR UPDATE`; SQLite's write transactions are
-//!   `BEGIN IMMEDIATE`), the order every transaction locks in, so that statistics are
-//!   read-modified-written without lost updates and without lock-order deadlocks.
+//! - A claim is a single conditional `UPDATE` of the job (`WHERE version = ? AND next_run_at
+//!   = ? AND enabled ...`; the database re-checks the condition on the latest committed row,
+//!   so of two racing claims exactly one matches) and the `INSERT` of the slot's executions,
+//!   whose primary key is derived from the job and the slot: a second claim of a slot cannot
+//!   be written even by a writer that skipped the condition. No lock is held after it, none
+//!   while the AI call runs.
+//! - A finish is fenced the same way (`WHERE status = 'running' AND lease_owner = ?`); the
+//!   job's statistics are computed by the database in the same write (`total_runs =
+//!   total_runs + 1`, ...), never read and written back.
+//! - Both are one round trip where the database allows it: on PostgreSQL one statement of
+//!   data-modifying `WITH` queries (the fencing `UPDATE` first, the rest depending on what it
+//!   returns); on SQLite one script `BEGIN IMMEDIATE; ...; COMMIT` that the writer
+//!   connection's thread runs in one go, every statement carrying the condition and the
+//!   deciding row written last. MySQL, which has neither `UPDATE ... RETURNING` nor writing
+//!   `WITH` queries, runs them as a transaction that takes the job's row lock first (`SELECT
+//!   ... FOR UPDATE`), the order every transaction locks in.
 //! - Retention picks its rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL, so that
 //!   instances cleaning up together do not wait for each other.
 //! - Deadlocks, serialization failures and a busy SQLite file roll the transaction back; the
@@ -60,6 +71,7 @@ mod db;
 mod error;
 mod migrate;
 mod options;
+mod script;
 mod sql;
 mod store;
 

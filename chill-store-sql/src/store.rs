@@ -13,14 +13,15 @@ use chill_core::store::{
 use chill_core::{Execution, ExecutionId, ExecutionStatus, Job, JobId, Store, StoreError};
 use chrono::{DateTime, Utc};
 
-use crate::SqlStore;
 use crate::codec::{
-    self, Limits, Stats, execution_args, execution_from_row, execution_id, int, job_args,
-    job_config_args, job_from_row, job_id, lease_until, ms, stats_args, stats_from_row,
+    self, EXECUTION_COLUMNS, Limits, Stats, execution_args, execution_from_row, execution_id, int,
+    job_args, job_config_args, job_from_row, job_id, lease_until, ms, stats_args, stats_from_row,
     tag_needles,
 };
 use crate::db::{Arg, Tx};
 use crate::error::{Fail, is_retryable, is_unique_violation};
+use crate::script::{self, ClaimUpdate};
+use crate::{Backend, SqlStore};
 
 /// Most rows in one multi-row `INSERT` or `DELETE ... IN` (well under every database's limit
 /// of bound parameters).
@@ -141,17 +142,13 @@ impl SqlStore {
         &self.limits
     }
 
-    /// Insert executions in chunks; `Ok(false)` when one of them exists already.
-    async fn insert_executions(&self, tx: &mut Tx, executions: &[Execution]) -> Result<bool> {
-        for chunk in executions.chunks(CHUNK) {
-            let mut args = Vec::with_capacity(chunk.len() * codec::EXECUTION_COLUMNS.len());
-            for e in chunk {
-                args.extend(execution_args(e, self.limits())?);
-            }
-            match tx
-                .execute(&self.sql.insert_executions(chunk.len()), args)
-                .await
-            {
+    /// Insert encoded executions in chunks; `Ok(false)` when one of them exists already.
+    async fn insert_executions(&self, tx: &mut Tx, rows: Vec<Vec<Arg>>) -> Result<bool> {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Arg>> = rows.by_ref().take(CHUNK).collect();
+            let sql = self.sql.insert_executions(chunk.len());
+            match tx.execute(&sql, chunk.concat()).await {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => return Ok(false),
                 Err(e) => return Err(e.into()),
@@ -290,55 +287,34 @@ impl SqlStore {
     }
 
     async fn claim_slots_once(&self, claim: &SlotClaim) -> Result<bool> {
-        let next = claim.next_run_at.map(ms);
-        let mut sql = format!(
-            "UPDATE {} SET next_run_at = ?, due_at = ?, version = version + 1, running_count = running_count + ?",
-            self.sql.jobs
-        );
-        let mut args = vec![
-            Arg::Int(next),
-            Arg::Int(next),
-            Arg::Int(Some(i64::from(claim.started))),
-        ];
-        if claim.started > 0 {
-            sql.push_str(", last_run_status = 'running', last_run_at = ?");
-            args.push(Arg::Int(Some(ms(claim.started_at))));
+        let update = ClaimUpdate::new(claim)?;
+        // Encode everything before anything is sent: a value the database cannot take fails
+        // here, with nothing written.
+        let rows = claim
+            .executions
+            .iter()
+            .map(|e| execution_args(e, self.limits()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if self.sql.backend == Backend::MySql || rows.len() > script::MAX_SCRIPT_EXECUTIONS {
+            return self.claim_in_transaction(update, rows).await;
         }
-        if let Some(buffered) = &claim.buffered {
-            sql.push_str(", buffered_execution_id = ?");
-            args.push(execution_id(buffered));
+        let (sql, args) = script::claim(&self.sql, update, &rows).build(self.sql.backend);
+        match self.pools.write(sql, args).await {
+            Ok(rows) => Ok(!rows.is_empty()),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
         }
-        sql.push_str(
-            " WHERE id = ? AND version = ? AND next_run_at = ? AND enabled = TRUE \
-             AND deleted_at IS NULL",
-        );
-        args.extend([
-            job_id(&claim.job_id),
-            Arg::Int(Some(int("version", claim.expected_version)?)),
-            Arg::Int(Some(ms(claim.expected_next_run_at))),
-        ]);
-        if let Some(running) = claim.expected_running {
-            sql.push_str(" AND running_count = ?");
-            args.push(Arg::Int(Some(i64::from(running))));
-        }
-        if claim.buffered.is_some() {
-            sql.push_str(" AND buffered_execution_id IS NULL");
-        }
-        // Encode everything before the transaction starts: a value the database cannot take
-        // fails here, with nothing written.
-        for e in &claim.executions {
-            execution_args(e, self.limits())?;
-        }
+    }
+
+    /// A claim as a transaction of several statements (MySQL, and very large claims).
+    async fn claim_in_transaction(&self, update: ClaimUpdate, rows: Vec<Vec<Arg>>) -> Result<bool> {
+        let (sql, args) = update.update(&self.sql).build(self.sql.backend);
         let mut tx = self.pools.begin().await?;
-        if tx
-            .execute(&self.sql.backend.placeholders(&sql), args)
-            .await?
-            == 0
-        {
+        if tx.execute(&sql, args).await? == 0 {
             tx.rollback().await?;
             return Ok(false);
         }
-        if !self.insert_executions(&mut tx, &claim.executions).await? {
+        if !self.insert_executions(&mut tx, rows).await? {
             tx.rollback().await?;
             return Ok(false);
         }
@@ -469,6 +445,55 @@ impl SqlStore {
     }
 
     async fn finish_once(&self, finish: &Finish) -> Result<FinishOutcome> {
+        if self.sql.backend == Backend::MySql {
+            return self.finish_in_transaction(finish).await;
+        }
+        let (sql, args) = script::finish(&self.sql, finish, self.limits())?.build(self.sql.backend);
+        let rows = match self.pools.write(sql, args).await {
+            Ok(rows) => rows,
+            Err(e) if is_unique_violation(&e) => {
+                let id = finish.next_attempt.as_ref().map(|n| n.id.to_string());
+                return Err(StoreError::AlreadyExists {
+                    what: "execution",
+                    id: id.unwrap_or_default(),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let promoted = if self.sql.backend == Backend::Postgres {
+            // One row: with a promotion, the promoted execution's columns (all NULL when none
+            // started) and then how many executions were finished; else only that count.
+            let Some(row) = rows.first() else {
+                return Ok(FinishOutcome::Fenced);
+            };
+            let finished = if finish.promote.is_some() {
+                EXECUTION_COLUMNS.len()
+            } else {
+                0
+            };
+            if row.i64(finished)? == 0 {
+                return Ok(FinishOutcome::Fenced);
+            }
+            match finish.promote {
+                Some(_) if row.opt_uuid(0)?.is_some() => Some(execution_from_row(row)?),
+                _ => None,
+            }
+        } else {
+            // The promoted execution's row, if one started, then the finished one's.
+            match rows.len() {
+                0 => return Ok(FinishOutcome::Fenced),
+                1 => None,
+                _ => Some(execution_from_row(&rows[0])?),
+            }
+        };
+        Ok(FinishOutcome::Finished {
+            promoted: promoted.map(Box::new),
+        })
+    }
+
+    /// A finish as a transaction of several statements (MySQL).
+    async fn finish_in_transaction(&self, finish: &Finish) -> Result<FinishOutcome> {
         let record = &finish.execution;
         let mut args = execution_args(record, self.limits())?;
         args.remove(0); // the id goes into the condition
@@ -481,10 +506,11 @@ impl SqlStore {
             }
             None => &self.sql.finish,
         };
-        let next_attempt = finish.next_attempt.as_ref();
-        if let Some(next) = next_attempt {
-            execution_args(next, self.limits())?;
-        }
+        let next_attempt = finish
+            .next_attempt
+            .as_ref()
+            .map(|n| Ok::<_, StoreError>((n, execution_args(n, self.limits())?)))
+            .transpose()?;
         let promote_owner = finish
             .promote
             .as_ref()
@@ -500,10 +526,8 @@ impl SqlStore {
             tx.rollback().await?;
             return Ok(FinishOutcome::Fenced);
         }
-        if let Some(next) = next_attempt
-            && !self
-                .insert_executions(&mut tx, std::slice::from_ref(next))
-                .await?
+        if let Some((next, row)) = next_attempt
+            && !self.insert_executions(&mut tx, vec![row]).await?
         {
             tx.rollback().await?;
             return Err(StoreError::AlreadyExists {

@@ -1,0 +1,489 @@
+//! The two writes the engine makes per execution, a claim and a finish, in one round trip to
+//! the database.
+//!
+//! - SQLite: a script `BEGIN IMMEDIATE; ...; COMMIT` that the writer connection's thread runs
+//!   in one go (instead of one hand-off per statement). Every statement of a script carries
+//!   the write's condition (an `EXISTS` over the row that decides it) and the deciding row is
+//!   updated last, so every statement sees that row as it was; the writer lock taken by
+//!   `BEGIN IMMEDIATE` keeps every other writer out until `COMMIT`. A new execution whose id
+//!   exists fails its `INSERT OR ROLLBACK`, which ends the transaction with nothing written.
+//! - PostgreSQL: one statement of data-modifying `WITH` queries (atomic on its own, one
+//!   commit): the deciding `UPDATE` comes first and the others depend on what it returns.
+//! - MySQL has neither `UPDATE ... RETURNING` nor writing `WITH` queries: it keeps a
+//!   transaction of several statements (see `store`).
+//!
+//! A job's statistics are computed by the database (`total_runs = total_runs + 1`, ...), so
+//! the finish does not read them first. Sums stop at the largest integer the databases store
+//! instead of overflowing.
+
+use chill_core::store::{Finish, SlotClaim, StatsDelta};
+use chill_core::{ExecutionStatus, Spend, StoreError};
+
+use crate::Backend;
+use crate::codec::{EXECUTION_COLUMNS, Limits, execution_args, execution_id, int, job_id, ms};
+use crate::db::Arg;
+use crate::sql::Statements;
+
+/// Most executions a claim writes in one round trip; larger claims (a long catch-up) take a
+/// transaction of several statements, which no limit on bound parameters constrains.
+pub(crate) const MAX_SCRIPT_EXECUTIONS: usize = 512;
+
+/// Rows in one `VALUES` list.
+const ROWS_PER_INSERT: usize = 64;
+
+/// The largest integer every database stores (`BIGINT`).
+const MAX_INT: &str = "9223372036854775807";
+
+/// SQL text with `?` placeholders and its arguments, in order.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Sql {
+    pub(crate) text: String,
+    pub(crate) args: Vec<Arg>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    fn arg(&mut self, arg: Arg) -> &mut Sql {
+        self.args.push(arg);
+        self
+    }
+
+    fn append(&mut self, other: Sql) -> &mut Sql {
+        self.text.push_str(&other.text);
+        self.args.extend(other.args);
+        self
+    }
+
+    /// `col = <expr>` (after a comma unless it is the first assignment).
+    fn set(&mut self, column: &str, expr: &str, args: impl IntoIterator<Item = Arg>) {
+        if !self.text.is_empty() {
+            self.text.push_str(", ");
+        }
+        self.text.push_str(column);
+        self.text.push_str(" = ");
+        self.text.push_str(expr);
+        self.args.extend(args);
+    }
+
+    /// The text for the database (`$n` placeholders on PostgreSQL) and the arguments.
+    pub(crate) fn build(self, backend: Backend) -> (String, Vec<Arg>) {
+        (backend.placeholders(&self.text), self.args)
+    }
+}
+
+/// The job update of a claim: what it sets and the condition it holds on.
+#[derive(Debug)]
+pub(crate) struct ClaimUpdate {
+    /// `col = ?, ...`
+    pub(crate) set: Sql,
+    /// `id = ? AND version = ? AND ...`
+    pub(crate) condition: Sql,
+}
+
+impl ClaimUpdate {
+    pub(crate) fn new(claim: &SlotClaim) -> Result<ClaimUpdate, StoreError> {
+        let next = Arg::Int(claim.next_run_at.map(ms));
+        let mut set = Sql::default();
+        set.set("next_run_at", "?", [next.clone()]);
+        set.set("due_at", "?", [next]);
+        set.set("version", "version + 1", []);
+        set.set(
+            "running_count",
+            "running_count + ?",
+            [Arg::Int(Some(i64::from(claim.started)))],
+        );
+        if claim.started > 0 {
+            set.set("last_run_status", "'running'", []);
+            set.set("last_run_at", "?", [Arg::Int(Some(ms(claim.started_at)))]);
+        }
+        if let Some(buffered) = &claim.buffered {
+            set.set("buffered_execution_id", "?", [execution_id(buffered)]);
+        }
+        let mut condition = Sql::default();
+        condition
+            .push("id = ? AND version = ? AND next_run_at = ? AND enabled = TRUE AND deleted_at IS NULL")
+            .arg(job_id(&claim.job_id))
+            .arg(Arg::Int(Some(int("version", claim.expected_version)?)))
+            .arg(Arg::Int(Some(ms(claim.expected_next_run_at))));
+        if let Some(running) = claim.expected_running {
+            condition
+                .push(" AND running_count = ?")
+                .arg(Arg::Int(Some(i64::from(running))));
+        }
+        if claim.buffered.is_some() {
+            condition.push(" AND buffered_execution_id IS NULL");
+        }
+        Ok(ClaimUpdate { set, condition })
+    }
+
+    /// `UPDATE jobs SET ... WHERE ...` (the transaction path).
+    pub(crate) fn update(self, sql: &Statements) -> Sql {
+        let mut out = Sql::default();
+        out.push(&format!("UPDATE {} SET ", sql.jobs))
+            .append(self.set)
+            .push(" WHERE ")
+            .append(self.condition);
+        out
+    }
+}
+
+/// `INSERT INTO executions (...) SELECT * FROM (VALUES (...), ...) [AS v] WHERE <guard>` for
+/// each run of up to [`ROWS_PER_INSERT`] rows, each guard made by `guard`.
+fn guarded_inserts(
+    sql: &Statements,
+    rows: &[Vec<Arg>],
+    verb: &str,
+    mut guard: impl FnMut(&mut Sql),
+) -> Vec<Sql> {
+    let row = format!("({})", vec!["?"; EXECUTION_COLUMNS.len()].join(", "));
+    let alias = match sql.backend {
+        Backend::Postgres => " AS v",
+        Backend::Sqlite | Backend::MySql => "",
+    };
+    rows.chunks(ROWS_PER_INSERT)
+        .map(|chunk| {
+            let mut s = Sql::default();
+            s.push(&format!(
+                "{verb} INTO {} ({}) SELECT * FROM (VALUES {}){alias} WHERE ",
+                sql.executions,
+                sql.execution_columns,
+                vec![row.as_str(); chunk.len()].join(", ")
+            ));
+            for r in chunk {
+                s.args.extend(r.iter().cloned());
+            }
+            guard(&mut s);
+            s
+        })
+        .collect()
+}
+
+/// A claim in one round trip; the rows it returns: one when the job was claimed, none when
+/// its condition no longer held.
+pub(crate) fn claim(sql: &Statements, update: ClaimUpdate, rows: &[Vec<Arg>]) -> Sql {
+    let jobs = &sql.jobs;
+    let mut out = Sql::default();
+    match sql.backend {
+        Backend::Postgres => {
+            out.push(&format!("WITH claimed AS (UPDATE {jobs} SET "))
+                .append(update.set)
+                .push(" WHERE ")
+                .append(update.condition)
+                .push(" RETURNING 1)");
+            let inserts = guarded_inserts(sql, rows, "INSERT", |s| {
+                s.push("EXISTS (SELECT 1 FROM claimed)");
+            });
+            for (i, insert) in inserts.into_iter().enumerate() {
+                out.push(&format!(", i{i} AS (")).append(insert).push(")");
+            }
+            out.push(" SELECT 1 FROM claimed");
+        }
+        Backend::Sqlite | Backend::MySql => {
+            out.push("BEGIN IMMEDIATE; ");
+            let inserts = guarded_inserts(sql, rows, "INSERT OR ROLLBACK", |s| {
+                s.push(&format!("EXISTS (SELECT 1 FROM {jobs} WHERE "))
+                    .append(update.condition.clone())
+                    .push(")");
+            });
+            for insert in inserts {
+                out.append(insert).push("; ");
+            }
+            out.push(&format!("UPDATE {jobs} SET "))
+                .append(update.set)
+                .push(" WHERE ")
+                .append(update.condition)
+                .push(" RETURNING 1; COMMIT");
+        }
+    }
+    out
+}
+
+/// The fence of a finish: `id = ? AND status = 'running' AND lease_owner = ? ...`.
+pub(crate) fn fence(finish: &Finish) -> Sql {
+    let mut s = Sql::default();
+    s.push("id = ? AND status = 'running' AND lease_owner = ?")
+        .arg(execution_id(&finish.execution.id))
+        .arg(Arg::Bytes(Some(finish.owner.as_bytes().to_vec())));
+    if let Some(t) = finish.expired_by {
+        s.push(" AND lease_expires_at IS NOT NULL AND lease_expires_at <= ?")
+            .arg(Arg::Int(Some(ms(t))));
+    }
+    s
+}
+
+/// `x + min(?, MAX - x)`: a sum that stops at the largest integer.
+fn saturating_add(backend: Backend, column: &str) -> String {
+    format!("{column} + {}(?, {MAX_INT} - {column})", backend.least())
+}
+
+/// The assignments of a finish to its job's statistics (the in-memory store's rule), computed
+/// by the database from the stored values. `promoted`: an SQL condition that holds when the
+/// finish starts the job's buffered execution, and the start time.
+fn stats_set(
+    backend: Backend,
+    d: &StatsDelta,
+    promoted: Option<(&str, i64)>,
+    limits: &Limits,
+) -> Result<Sql, StoreError> {
+    let mut s = Sql::default();
+    let greatest = backend.greatest();
+    let status = Arg::Text(Some(d.status.as_str().to_string()));
+    match promoted {
+        Some((p, now)) => {
+            s.set(
+                "running_count",
+                &format!("{greatest}(running_count - 1, 0) + CASE WHEN {p} THEN 1 ELSE 0 END"),
+                [],
+            );
+            s.set(
+                "last_run_status",
+                &format!("CASE WHEN {p} THEN 'running' ELSE ? END"),
+                [status],
+            );
+            s.set(
+                "last_run_at",
+                &format!("CASE WHEN {p} THEN ? ELSE last_run_at END"),
+                [Arg::Int(Some(now))],
+            );
+            s.set("buffered_execution_id", "NULL", []);
+        }
+        None => {
+            s.set(
+                "running_count",
+                &format!("{greatest}(running_count - 1, 0)"),
+                [],
+            );
+            s.set("last_run_status", "?", [status]);
+        }
+    }
+    // The failure streak: chill-core's rule says whether this end resets it, adds one or
+    // leaves it.
+    match (
+        d.consecutive_failures_after(0),
+        d.consecutive_failures_after(1),
+    ) {
+        (0, 0) => s.set("consecutive_failures", "0", []),
+        (1, 2) => s.set(
+            "consecutive_failures",
+            &format!(
+                "{}(consecutive_failures + 1, {})",
+                backend.least(),
+                u32::MAX
+            ),
+            [],
+        ),
+        _ => {}
+    }
+    if !d.counted {
+        return Ok(s);
+    }
+    // The spend: the day and month keys come from chill-core (`Spend::keys`); as in
+    // `Spend::add`, a later period starts from zero, the same period adds. Each amount is
+    // written before the key it reads.
+    let cost = Arg::Int(Some(int("costMicroUsd", d.cost_micro_usd)?));
+    let (day, month) = Spend::keys(d.completed_at);
+    for (key_column, amount_column, key) in [
+        ("spend_day", "spend_day_micro_usd", day),
+        ("spend_month", "spend_month_micro_usd", month),
+    ] {
+        let key = Arg::Int(Some(i64::from(key)));
+        s.set(
+            amount_column,
+            &format!(
+                "CASE WHEN ? > {key_column} THEN ? ELSE {} END",
+                saturating_add(backend, amount_column)
+            ),
+            [key.clone(), cost.clone(), cost.clone()],
+        );
+        s.set(key_column, &format!("{greatest}({key_column}, ?)"), [key]);
+    }
+    let duration = Arg::Int(Some(int("durationMs", d.duration_ms)?));
+    s.set("last_run_duration", "?", [duration.clone()]);
+    s.set(
+        "last_run_error",
+        "?",
+        [limits.opt_bytes("lastRunError", d.error.as_deref())?],
+    );
+    // Every expression reads the values as stored before this update (MySQL would read the
+    // ones assigned to its left): the average is written before the totals it reads.
+    let total_duration = saturating_add(backend, "total_duration_ms");
+    s.set(
+        "average_duration",
+        &format!("({total_duration}) {} (total_runs + 1)", backend.int_div()),
+        [duration.clone()],
+    );
+    s.set("total_duration_ms", &total_duration, [duration]);
+    s.set("total_runs", "total_runs + 1", []);
+    if d.status == ExecutionStatus::Success {
+        s.set("success_count", "success_count + 1", []);
+    } else {
+        s.set("failure_count", "failure_count + 1", []);
+    }
+    let tokens = d.input_tokens.saturating_add(d.output_tokens);
+    for (column, field, value) in [
+        ("total_input_tokens", "inputTokens", d.input_tokens),
+        ("total_output_tokens", "outputTokens", d.output_tokens),
+        ("total_tokens", "tokensUsed", tokens),
+        ("total_cost_micro_usd", "costMicroUsd", d.cost_micro_usd),
+    ] {
+        s.set(
+            column,
+            &saturating_add(backend, column),
+            [Arg::Int(Some(int(field, value)?))],
+        );
+    }
+    Ok(s)
+}
+
+/// A finish in one round trip (SQLite and PostgreSQL). Its rows: none when fenced; otherwise
+/// the promoted execution's columns first when one was started (its id `NULL` on
+/// PostgreSQL when none was), and a row that says the finish was written.
+pub(crate) fn finish(
+    sql: &Statements,
+    finish: &Finish,
+    limits: &Limits,
+) -> Result<Sql, StoreError> {
+    let (jobs, executions) = (&sql.jobs, &sql.executions);
+    let record = &finish.execution;
+    let mut assign = Sql::default();
+    for (column, arg) in EXECUTION_COLUMNS
+        .iter()
+        .zip(execution_args(record, limits)?)
+        .skip(1)
+    {
+        assign.set(column, "?", [arg]);
+    }
+    let next = finish
+        .next_attempt
+        .as_ref()
+        .map(|n| execution_args(n, limits))
+        .transpose()?;
+    let now = ms(record.completed_at.unwrap_or(record.started_at));
+    let promote = match &finish.promote {
+        Some(lease) => {
+            let mut s = Sql::default();
+            s.set("status", "'running'", []);
+            s.set("started_at", "?", [Arg::Int(Some(now))]);
+            s.set(
+                "lease_owner",
+                "?",
+                [limits.bytes("leaseOwner", &lease.owner)?],
+            );
+            let expires = Arg::Int(Some(ms(lease.expires_at)));
+            s.set("lease_expires_at", "?", [expires.clone()]);
+            s.set("lease_until", "?", [expires]);
+            s.set("attempt_due_at", "NULL", []);
+            Some(s)
+        }
+        None => None,
+    };
+    let backend = sql.backend;
+    let mut out = Sql::default();
+    match backend {
+        Backend::Postgres => {
+            out.push(&format!("WITH fin AS (UPDATE {executions} SET "))
+                .append(assign)
+                .push(" WHERE ")
+                .append(fence(finish))
+                .push(" RETURNING job_id), ")
+                .push(&format!(
+                    "old AS (SELECT id, buffered_execution_id AS buffered FROM {jobs} \
+                     WHERE id = (SELECT job_id FROM fin) FOR UPDATE)"
+                ));
+            if let Some(next) = &next {
+                for (i, insert) in guarded_inserts(sql, std::slice::from_ref(next), "INSERT", |s| {
+                    s.push("EXISTS (SELECT 1 FROM fin)");
+                })
+                .into_iter()
+                .enumerate()
+                {
+                    out.push(&format!(", n{i} AS (")).append(insert).push(")");
+                }
+            }
+            if let Some(promote) = promote {
+                let returning = EXECUTION_COLUMNS
+                    .iter()
+                    .map(|c| format!("e.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                out.push(&format!(", prom AS (UPDATE {executions} AS e SET "))
+                    .append(promote)
+                    .push(&format!(
+                        " FROM old WHERE e.id = old.buffered RETURNING {returning})"
+                    ));
+            }
+            let p = "EXISTS (SELECT 1 FROM prom)";
+            let stats = stats_set(
+                backend,
+                &finish.stats,
+                finish.promote.as_ref().map(|_| (p, now)),
+                limits,
+            )?;
+            out.push(&format!(", job AS (UPDATE {jobs} AS j SET "))
+                .append(stats)
+                .push(" FROM old WHERE j.id = old.id)");
+            if finish.promote.is_some() {
+                out.push(
+                    " SELECT p.*, (SELECT count(*) FROM fin) FROM (SELECT 1) AS one \
+                     LEFT JOIN prom AS p ON TRUE",
+                );
+            } else {
+                out.push(" SELECT count(*) FROM fin");
+            }
+        }
+        Backend::Sqlite | Backend::MySql => {
+            let fenced = |s: &mut Sql| {
+                s.push(&format!("EXISTS (SELECT 1 FROM {executions} WHERE "))
+                    .append(fence(finish))
+                    .push(")");
+            };
+            out.push("BEGIN IMMEDIATE; ");
+            if let Some(promote) = promote {
+                out.push(&format!("UPDATE {executions} SET "))
+                    .append(promote)
+                    .push(&format!(
+                        " WHERE id = (SELECT buffered_execution_id FROM {jobs} WHERE id = ?) AND "
+                    ))
+                    .arg(job_id(&record.job_id));
+                fenced(&mut out);
+                out.push(&format!(" RETURNING {}; ", sql.execution_columns));
+            }
+            let p = format!(
+                "buffered_execution_id IS NOT NULL AND EXISTS (SELECT 1 FROM {executions} \
+                 WHERE id = {jobs}.buffered_execution_id)"
+            );
+            let stats = stats_set(
+                backend,
+                &finish.stats,
+                finish.promote.as_ref().map(|_| (p.as_str(), now)),
+                limits,
+            )?;
+            out.push(&format!("UPDATE {jobs} SET "))
+                .append(stats)
+                .push(" WHERE id = ? AND ")
+                .arg(job_id(&record.job_id));
+            fenced(&mut out);
+            out.push("; ");
+            if let Some(next) = &next {
+                for insert in guarded_inserts(
+                    sql,
+                    std::slice::from_ref(next),
+                    "INSERT OR ROLLBACK",
+                    fenced,
+                ) {
+                    out.append(insert).push("; ");
+                }
+            }
+            out.push(&format!("UPDATE {executions} SET "))
+                .append(assign)
+                .push(" WHERE ")
+                .append(fence(finish))
+                .push(" RETURNING 1; COMMIT");
+        }
+    }
+    Ok(out)
+}
