@@ -39,6 +39,9 @@
 //! # Ok::<(), chill_core::Error>(())
 //! # }).unwrap();
 //! ```
+//!
+//! Metrics (through the `metrics` facade) and logs (through `tracing`): the table of metric
+//! names, the log levels and what is never logged are in [`telemetry`].
 
 pub mod ai;
 pub mod clock;
@@ -50,6 +53,7 @@ pub mod ops;
 mod rng;
 pub mod schedule;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

@@ -15,6 +15,7 @@ use crate::events::Event;
 use crate::model::{ErrorType, Execution, ExecutionResponse, ExecutionStatus, Job, JobPatch};
 use crate::ops::AlertKind;
 use crate::store::{Finish, FinishOutcome, StatsDelta};
+use crate::telemetry;
 
 /// How an AI call ended, as the executor sees it.
 enum CallEnd {
@@ -57,6 +58,7 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         }
     }
     tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
+    tracing::debug!(prompt_chars = execution.request_payload.prompt.chars().count(), system_prompt_chars = execution.request_payload.system_prompt.as_ref().map_or(0, |p| p.chars().count()), metadata = %telemetry::redacted_metadata(&job.metadata, &inner.options.redacted_metadata_keys), "request");
     inner.emit(started);
     let deadline = inner.clock.now() + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let called_at = inner.clock.now();
@@ -184,6 +186,7 @@ fn conclude(
                 metadata: response.metadata,
             });
             tracing::info!(latency_ms, "execution succeeded");
+            tracing::debug!(result_chars = record.response.as_ref().map_or(0, |r| r.result.chars().count()), metadata = %telemetry::redacted_metadata(record.response.as_ref().map_or(&serde_json::Value::Null, |r| &r.metadata), &inner.options.redacted_metadata_keys), "response");
             (record, None)
         }
         Err(error) => {
@@ -247,6 +250,7 @@ async fn on_breaker(inner: &Inner, transition: Option<Transition>) {
     };
     let at = inner.now();
     tracing::warn!(%from, %to, "circuit breaker changed state");
+    telemetry::breaker_state(to.code());
     inner.emit(Event::BreakerChanged { from, to, at });
     if to == BreakerState::Open {
         let message = format!(
@@ -259,6 +263,11 @@ async fn on_breaker(inner: &Inner, transition: Option<Transition>) {
 
 fn log_failure(record: &Execution, retry_at: Option<DateTime<Utc>>) {
     let error_type = record.error_type.as_deref().unwrap_or("");
+    // The message may echo the prompt: DEBUG only (see the telemetry module).
+    tracing::debug!(
+        error = record.error_message.as_deref().unwrap_or(""),
+        "AI error"
+    );
     match retry_at {
         Some(at) => {
             tracing::warn!(error_type, status = %record.status, retry_at = %at, "execution failed; retry scheduled")
@@ -330,6 +339,7 @@ pub(crate) async fn finish(
         .await;
     match outcome {
         Some(FinishOutcome::Finished { promoted }) => {
+            telemetry::execution_ended(&finish.execution);
             if finish.stats.counted && finish.stats.cost_micro_usd > 0 {
                 inner
                     .spend()
@@ -340,6 +350,7 @@ pub(crate) async fn finish(
                 pause_if_failing(inner, &finish.execution).await;
             }
             if let Some(next) = finish.next_attempt.clone() {
+                telemetry::retry_scheduled();
                 inner.emit(Event::RetryScheduled(next));
                 inner.wake.notify_one();
             }
@@ -392,9 +403,11 @@ async fn pause_if_failing(inner: &Inner, failed: &Execution) {
             return;
         }
         let note = format!(
-            "paused by the engine after {} consecutive failures (last: {})",
+            "paused by the engine after {} consecutive failures (last: {}; its message is on execution {})",
             job.consecutive_failures,
-            failed.error_message.as_deref().unwrap_or("no message")
+            // The type, not the AI's message: that may echo the prompt, and alerts are logged.
+            failed.error_type.as_deref().unwrap_or("unknown"),
+            failed.id
         );
         let patch = JobPatch {
             enabled: Some(false),

@@ -139,8 +139,9 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>, mut shutdown: watch::Rec
 /// Read the global spend, compute the alert window's statistics and raise alerts.
 pub(crate) async fn metrics_round(inner: &Arc<Inner>) -> Result<Summary, StoreError> {
     let now = inner.now();
+    // Read every job: the global spend, and the active jobs gauge.
+    let spend = global_spend(inner, now).await?;
     if inner.options.global_budget.is_some() {
-        let spend = global_spend(inner, now).await?;
         *inner.spend() = spend;
     }
     let window =
@@ -195,16 +196,21 @@ async fn global_spend(inner: &Inner, now: DateTime<Utc>) -> Result<GlobalSpend, 
         ..JobFilter::default()
     };
     let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+    let mut active = 0;
     loop {
         let jobs = inner.store.list_jobs(&filter, &page).await?;
         for job in &jobs.items {
+            active += usize::from(job.enabled && job.deleted_at.is_none());
             let (d, m) = job.spend.at(now);
             total.day_micro_usd = total.day_micro_usd.saturating_add(d);
             total.month_micro_usd = total.month_micro_usd.saturating_add(m);
         }
         match jobs.next_cursor {
             Some(c) => page = PageRequest::after(PageRequest::MAX_LIMIT, c),
-            None => return Ok(total),
+            None => {
+                crate::telemetry::set_active_jobs(active);
+                return Ok(total);
+            }
         }
     }
 }

@@ -31,6 +31,7 @@ mod options;
 mod planner;
 mod retry;
 mod scheduler;
+mod traced_store;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -236,8 +237,10 @@ impl Inner {
         let id = execution.id;
         let inner = self.clone();
         let mut running = self.running();
+        let counted = crate::telemetry::RunningExecution::start();
         // Boxed so that spawning moves a pointer, not the whole execution future.
         let task = tokio::spawn(Box::pin(async move {
+            let _counted = counted;
             // Waiting for capacity can take longer than a lease: renew it meanwhile, or the
             // execution would be recovered as crashed while it waits.
             let permit = match permit {
@@ -445,7 +448,7 @@ impl ChillBuilder {
         let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
         Chill {
             inner: Arc::new(Inner {
-                store: self.store,
+                store: Arc::new(traced_store::TracedStore::new(self.store)),
                 clock: self.clock,
                 ai: self.ai,
                 events,

@@ -81,6 +81,13 @@ pub struct ChillOptions {
     /// Seed of the jitter generator; `None` seeds from the time. Set it for reproducible
     /// simulations.
     pub seed: Option<u64>,
+    /// Metadata keys whose values are masked wherever the engine logs metadata: a key is
+    /// masked when its name, lower-cased without `_`, `-`, `.` and spaces, contains one of
+    /// these (treated the same way), at any depth. Default:
+    /// [`crate::telemetry::DEFAULT_REDACTED_METADATA_KEYS`] (`apiKey`, `token`, `password`,
+    /// `secret`, `authorization`, ...). Prompts, responses and API keys are never logged
+    /// whatever this says.
+    pub redacted_metadata_keys: Vec<String>,
     /// The circuit breaker around the AI client (default: open after 5 failures in a row or
     /// half of the last 20 calls, 30 s cool-down).
     pub breaker: BreakerOptions,
@@ -126,6 +133,10 @@ impl Default for ChillOptions {
             store_retry_max: Duration::from_secs(5),
             store_retry_for: Duration::from_secs(120),
             seed: None,
+            redacted_metadata_keys: crate::telemetry::DEFAULT_REDACTED_METADATA_KEYS
+                .iter()
+                .map(|k| (*k).to_string())
+                .collect(),
             breaker: BreakerOptions::default(),
             manual_trigger_limit: None,
             retention: Some(Duration::from_secs(30 * 24 * 3_600)),
@@ -183,6 +194,8 @@ setters! {
     with_store_retry_for: store_retry_for: Duration;
     /// Set [`ChillOptions::seed`].
     with_seed: seed: Option<u64>;
+    /// Set [`ChillOptions::redacted_metadata_keys`] (replacing the defaults).
+    with_redacted_metadata_keys: redacted_metadata_keys: Vec<String>;
     /// Set [`ChillOptions::breaker`].
     with_breaker: breaker: BreakerOptions;
     /// Set [`ChillOptions::manual_trigger_limit`].

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::executor;
 use super::{Inner, planner, retry};
@@ -11,6 +13,7 @@ use crate::events::Event;
 use crate::model::{ErrorType, ExecutionStatus};
 use crate::ops::AlertKind;
 use crate::store::StoreError;
+use crate::telemetry;
 
 /// Whether a tick found more due work than it could take.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,17 +91,29 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
 
 /// One round: claim due retry attempts and due slots, as many as there is capacity for.
 async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
-    let batch = inner.options.claim_batch;
-    let mut claimed = false;
-    let free = inner.permits.available_permits().min(batch);
+    let free = inner
+        .permits
+        .available_permits()
+        .min(inner.options.claim_batch);
     if free == 0 {
-        return Ok(Tick::Done { claimed });
+        return Ok(Tick::Done { claimed: false });
     }
     let now = inner.now();
     let span = tracing::debug_span!("claim", %now, free);
-    let _guard = span.enter();
+    claim_due(inner, now, free).instrument(span).await
+}
 
+/// The work of [`tick`] with capacity for `free` executions, inside its span.
+async fn claim_due(
+    inner: &Arc<Inner>,
+    now: DateTime<Utc>,
+    free: usize,
+) -> Result<Tick, StoreError> {
+    let batch = inner.options.claim_batch;
+    let mut claimed = false;
     let attempts = inner.store.due_attempts(now, free).await?;
+    let seen = attempts.len();
+    telemetry::due_backlog(seen);
     let mut more = attempts.len() == free;
     for attempt in attempts {
         let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
@@ -118,6 +133,7 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
     // With claim-ahead, slots due up to `horizon` are claimed now and run at their due time.
     let horizon = now + inner.ahead_length();
     let jobs = inner.store.due_jobs(horizon, free).await?;
+    telemetry::due_backlog(seen + jobs.len());
     let full = jobs.len() == free;
     let mut deferred = false;
     let gate = inner.global_gate(now);
@@ -156,6 +172,7 @@ async fn tick(inner: &Arc<Inner>) -> Result<Tick, StoreError> {
         more |= plan.claim.next_run_at.is_some_and(|n| n <= horizon);
         for skipped in plan.skipped {
             tracing::info!(job_id = %job.id, scheduled_for = %skipped.scheduled_for, reason = skipped.error_type.as_deref().unwrap_or(""), "slot skipped");
+            telemetry::execution_ended(&skipped);
             if skipped.error_type.as_deref() == Some(ErrorType::BudgetExceeded.as_str()) {
                 let why = skipped.error_message.clone().unwrap_or_default();
                 let message = format!(

@@ -269,3 +269,12 @@ pub fn max_concurrency(executions: &[Execution]) -> usize {
     }
     most as usize
 }
+
+/// A current-thread runtime like `#[tokio::test]`'s, for tests that run one inside something
+/// else (a thread-local metrics recorder or tracing subscriber).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
