@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
 };
 use chill_core::StoreError;
 
@@ -77,6 +76,9 @@ pub(crate) struct Range<'a> {
     pub(crate) op: &'a str,
     pub(crate) value: AttributeValue,
 }
+
+/// The upper bound of a `BETWEEN` range, if the query has one.
+pub(crate) type Upper<'a> = Option<&'a str>;
 
 /// A query of one index partition.
 pub(crate) struct IndexQuery<'a> {
@@ -206,12 +208,41 @@ impl DynamoStore {
         start: Option<Item>,
         op: &str,
     ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        self.query_range(q, None, limit, start, op).await
+    }
+
+    /// [`DynamoStore::query`] with the range `BETWEEN` the query's value and `high`.
+    pub(crate) async fn query_between(
+        &self,
+        q: &IndexQuery<'_>,
+        high: &str,
+        limit: usize,
+        start: Option<Item>,
+        op: &str,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        self.query_range(q, Some(high), limit, start, op).await
+    }
+
+    async fn query_range(
+        &self,
+        q: &IndexQuery<'_>,
+        high: Upper<'_>,
+        limit: usize,
+        start: Option<Item>,
+        op: &str,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let mut x = Expr::default();
         let mut condition = x.eq(q.hash_attr, AttributeValue::S(q.hash.clone()));
         if let Some(range) = &q.range {
             let name = x.n(range.attr);
             let value = x.v(range.value.clone());
-            condition = format!("{condition} AND {name} {} {value}", range.op);
+            condition = match high {
+                Some(h) => {
+                    let upper = x.v(AttributeValue::S(h.to_string()));
+                    format!("{condition} AND {name} BETWEEN {value} AND {upper}")
+                }
+                None => format!("{condition} AND {name} {} {value}", range.op),
+            };
         }
         let mut items = Vec::new();
         let mut next = start;

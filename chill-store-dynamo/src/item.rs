@@ -364,16 +364,25 @@ impl Codec {
             item.insert(attr::DUE_AT.into(), ms(e.due_at));
         }
         if e.status == ExecutionStatus::Running && e.lease_expires_at.is_some() {
-            item.insert(attr::LEASE_SHARD.into(), s(lease_shard(&e.id, self.buckets)));
+            item.insert(
+                attr::LEASE_SHARD.into(),
+                s(lease_shard(&e.id, self.buckets)),
+            );
+        }
+        if let Some(done) = e.completed_at {
+            item.insert(attr::DONE_HOUR.into(), s(done_hour(done)));
+            item.insert(attr::DONE.into(), s(sortable(done, &e.id)));
         }
         if e.status.is_terminal() {
-            item.insert(attr::ENDED_SHARD.into(), s(ended_shard(&e.id, self.buckets)));
-            if let Some(done) = e.completed_at {
-                item.insert(attr::DONE_HOUR.into(), s(done_hour(done)));
-                item.insert(attr::DONE.into(), s(sortable(done, &e.id)));
-            }
+            item.insert(
+                attr::ENDED_SHARD.into(),
+                s(ended_shard(&e.id, self.buckets)),
+            );
             if let Some(keep) = self.retention {
-                let until = e.created_at.timestamp().saturating_add(keep.as_secs() as i64);
+                let until = e
+                    .created_at
+                    .timestamp()
+                    .saturating_add(keep.as_secs() as i64);
                 item.insert(attr::EXPIRES_AT.into(), n(until));
             }
         }
@@ -480,7 +489,10 @@ pub(crate) fn fit_execution(codec: &Codec, e: &Execution) -> Result<Item, StoreE
         if !response.result.is_empty() {
             let original = response.result.len();
             cut.entry("result").or_insert(Value::from(original));
-            truncate(&mut response.result, original.saturating_sub(over.max(original / 8)));
+            truncate(
+                &mut response.result,
+                original.saturating_sub(over.max(original / 8)),
+            );
         } else if e.error_message.as_ref().is_some_and(|m| !m.is_empty()) {
             let message = e.error_message.get_or_insert_default();
             let original = message.len();

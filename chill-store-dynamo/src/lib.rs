@@ -145,7 +145,8 @@ impl DynamoStore {
     /// region overrides. Does not create the table: see [`DynamoStore::ensure_table`].
     pub async fn connect(options: DynamoOptions) -> Result<DynamoStore, DynamoError> {
         options.check()?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client());
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -29,9 +29,11 @@ const FINISH_ROUNDS: u32 = 64;
 fn apply_stats(job: &mut Job, d: &StatsDelta) {
     job.running_count = job.running_count.saturating_sub(1);
     job.last_run_status = Some(d.status);
+    job.consecutive_failures = d.consecutive_failures_after(job.consecutive_failures);
     if !d.counted {
         return;
     }
+    job.spend.add(d.completed_at, d.cost_micro_usd);
     job.total_runs = job.total_runs.saturating_add(1);
     if d.status == ExecutionStatus::Success {
         job.success_count = job.success_count.saturating_add(1);
@@ -81,6 +83,13 @@ fn execution_cursor(c: &Cursor) -> Result<String, StoreError> {
     } else {
         Err(bad_cursor(c))
     }
+}
+
+/// The instant of a `<instant>#<id>` key.
+fn cursor_instant(key: &str) -> Option<DateTime<Utc>> {
+    let hex = key.get(..16)?;
+    let bits = u64::from_str_radix(hex, 16).ok()? ^ (1 << 63);
+    DateTime::from_timestamp_millis(bits as i64)
 }
 
 fn status(st: ExecutionStatus) -> AttributeValue {
@@ -322,9 +331,15 @@ impl Store for DynamoStore {
             .set_or_remove(&mut x, attr::DELETED_AT, job.deleted_at.map(ms));
         match item::job_due_at(job) {
             Some(t) => u
-                .set(&mut x, attr::DUE_SHARD, s(job_shard(&job.id, self.buckets())))
+                .set(
+                    &mut x,
+                    attr::DUE_SHARD,
+                    s(job_shard(&job.id, self.buckets())),
+                )
                 .set(&mut x, attr::DUE_AT, ms(t)),
-            None => u.remove(&mut x, attr::DUE_SHARD).remove(&mut x, attr::DUE_AT),
+            None => u
+                .remove(&mut x, attr::DUE_SHARD)
+                .remove(&mut x, attr::DUE_AT),
         };
         let condition = format!(
             "{} AND {}",
@@ -447,7 +462,12 @@ impl Store for DynamoStore {
         let mut start = None;
         loop {
             let (keys, next) = self
-                .query(&q, limit + 1 - items.len().min(limit), start, "list_executions")
+                .query(
+                    &q,
+                    limit + 1 - items.len().min(limit),
+                    start,
+                    "list_executions",
+                )
                 .await?;
             for item in self.items_of(keys, "list_executions").await? {
                 items.push(self.codec.execution_from_item(&item)?);
@@ -703,7 +723,8 @@ impl Store for DynamoStore {
                 x.eq(attr::TRIGGER, s(Trigger::Retry.as_str()))
             );
             let update = self.start_update(id, lease, now, &mut x);
-            let mut items = vec![self.update_item(execution_key(id), update, Some(condition), &x)?];
+            let mut items =
+                vec![self.update_item(execution_key(id), update, Some(condition), &x)?];
             if with_job {
                 let mut x = Expr::default();
                 let mut u = Update::default();
@@ -711,12 +732,7 @@ impl Store for DynamoStore {
                 u.add(&mut x, attr::RUNNING_COUNT, n(1))
                     .add(&mut x, attr::STATS_REV, n(1));
                 let condition = x.exists(attr::PK);
-                items.push(self.update_item(
-                    job_key(&e.job_id),
-                    u.build(),
-                    Some(condition),
-                    &x,
-                )?);
+                items.push(self.update_item(job_key(&e.job_id), u.build(), Some(condition), &x)?);
             }
             match self.transact(items, "claim_attempt").await? {
                 Tx::Done => {
@@ -912,8 +928,7 @@ impl Store for DynamoStore {
         let mut out = Vec::new();
         for item in self.items_of(keys, "expired_leases").await? {
             let e = self.codec.execution_from_item(&item)?;
-            if e.status == ExecutionStatus::Running && e.lease_expires_at.is_some_and(|t| t < now)
-            {
+            if e.status == ExecutionStatus::Running && e.lease_expires_at.is_some_and(|t| t < now) {
                 out.push(e);
             }
         }
@@ -926,14 +941,98 @@ impl Store for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        if limit == 0 {
-            return Ok(0);
-        }
-        let mut deleted = 0;
-        for e in self
-            .ended_before(before, limit, "delete_executions_before")
+        let ids: Vec<ExecutionId> = self
+            .executions_before(before, limit)
             .await?
-        {
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        self.delete_executions(&ids).await
+    }
+
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, StoreError> {
+        let after = page.cursor.as_ref().map(execution_cursor).transpose()?;
+        let limit = page.max_items();
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        if from < to {
+            // `<from>#` sorts before every key completed at `from`, `<to>#` after every key
+            // completed before `to` and before those completed at `to`.
+            let low = sortable(from, &"");
+            let low = match &after {
+                Some(a) if *a > low => a.clone(),
+                _ => low,
+            };
+            let high = sortable(to, &"");
+            let first_hour = cursor_instant(&low).map_or(from, |t| t.max(from));
+            let mut hour = first_hour.timestamp().div_euclid(3600);
+            let last_hour = (to - chrono::TimeDelta::milliseconds(1))
+                .timestamp()
+                .div_euclid(3600);
+            let mut keys = Vec::new();
+            while hour <= last_hour && keys.len() <= limit {
+                let q = IndexQuery {
+                    index: index::FINISHED,
+                    hash_attr: attr::DONE_HOUR,
+                    hash: format!("done#{hour}"),
+                    range: Some(Range {
+                        attr: attr::DONE,
+                        op: "BETWEEN",
+                        value: s(low.clone()),
+                    }),
+                    forward: true,
+                };
+                let mut start = None;
+                loop {
+                    let (found, next) = self
+                        .query_between(&q, &high, limit + 1, start, "list_finished")
+                        .await?;
+                    keys.extend(found.into_iter().filter(|k| {
+                        k.get(attr::DONE).and_then(|v| v.as_s().ok()) != after.as_ref()
+                    }));
+                    if next.is_none() || keys.len() > limit {
+                        break;
+                    }
+                    start = next;
+                }
+                hour += 1;
+            }
+            for item in self.items_of(keys, "list_finished").await? {
+                let e = self.codec.execution_from_item(&item)?;
+                if e.completed_at.is_some_and(|t| from <= t && t < to) {
+                    items.push(e);
+                }
+            }
+            if items.len() > limit {
+                items.truncate(limit);
+                next_cursor = items.last().and_then(|e| {
+                    e.completed_at
+                        .map(|done| Cursor::new(sortable(done, &e.id)))
+                });
+            }
+        }
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.ended_before(before, limit, "executions_before").await
+    }
+
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for id in ids {
             let mut x = Expr::default();
             let condition = format!(
                 "{} AND NOT ({} IN ({}, {}))",
@@ -946,7 +1045,7 @@ impl Store for DynamoStore {
                 .client
                 .delete_item()
                 .table_name(self.table())
-                .set_key(Some(execution_key(&e.id)))
+                .set_key(Some(execution_key(id)))
                 .condition_expression(condition)
                 .set_expression_attribute_names(x.names())
                 .set_expression_attribute_values(x.values())
@@ -954,9 +1053,9 @@ impl Store for DynamoStore {
                 .await;
             match result {
                 Ok(_) => deleted += 1,
-                // Deleted by another instance meanwhile.
+                // Missing, or not ended: left as it is.
                 Err(err) if service_code(&err) == Some("ConditionalCheckFailedException") => {}
-                Err(err) => return Err(store_error("delete_executions_before", err)),
+                Err(err) => return Err(store_error("delete_executions", err)),
             }
         }
         Ok(deleted)

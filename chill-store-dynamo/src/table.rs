@@ -5,8 +5,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 use crate::DynamoError;
@@ -16,17 +15,42 @@ use crate::item::{attr, index};
 /// The indexes: name, partition key, sort key (with its type). All project keys only: the
 /// store reads the base items (consistently) after an index query.
 const INDEXES: &[(&str, &str, &str, ScalarAttributeType)] = &[
-    (index::DUE, attr::DUE_SHARD, attr::DUE_AT, ScalarAttributeType::N),
+    (
+        index::DUE,
+        attr::DUE_SHARD,
+        attr::DUE_AT,
+        ScalarAttributeType::N,
+    ),
     (
         index::LEASE,
         attr::LEASE_SHARD,
         attr::LEASE_EXPIRES_AT,
         ScalarAttributeType::N,
     ),
-    (index::JOBS, attr::LIST_SHARD, attr::LIST_KEY, ScalarAttributeType::S),
-    (index::BY_JOB, attr::JOB_ID, attr::CREATED, ScalarAttributeType::S),
-    (index::ENDED, attr::ENDED_SHARD, attr::CREATED, ScalarAttributeType::S),
-    (index::FINISHED, attr::DONE_HOUR, attr::DONE, ScalarAttributeType::S),
+    (
+        index::JOBS,
+        attr::LIST_SHARD,
+        attr::LIST_KEY,
+        ScalarAttributeType::S,
+    ),
+    (
+        index::BY_JOB,
+        attr::JOB_ID,
+        attr::CREATED,
+        ScalarAttributeType::S,
+    ),
+    (
+        index::ENDED,
+        attr::ENDED_SHARD,
+        attr::CREATED,
+        ScalarAttributeType::S,
+    ),
+    (
+        index::FINISHED,
+        attr::DONE_HOUR,
+        attr::DONE,
+        ScalarAttributeType::S,
+    ),
 ];
 
 fn request_error(operation: &'static str) -> impl Fn(chill_core::StoreError) -> DynamoError {
@@ -80,7 +104,12 @@ pub(crate) async fn ensure_table(client: &Client, table: &str) -> Result<(), Dyn
         Err(e) if service_code(&e) == Some("ResourceNotFoundException") => {
             create(client, table).await?;
         }
-        Err(e) => return Err(request_error("DescribeTable")(store_error("DescribeTable", e))),
+        Err(e) => {
+            return Err(request_error("DescribeTable")(store_error(
+                "DescribeTable",
+                e,
+            )));
+        }
     }
     wait_active(client, table).await?;
     enable_ttl(client, table).await

@@ -82,6 +82,7 @@ fn success(run: &Execution, result: String) -> Finish {
             input_tokens: 1,
             output_tokens: 2,
             cost_micro_usd: 3,
+            completed_at: run.started_at + TimeDelta::seconds(2),
         },
         next_attempt: None,
         promote: None,
@@ -95,7 +96,12 @@ async fn an_oversized_response_is_stored_truncated_with_a_marker() {
         let job = due_job("big answers");
         store.create_job(&job).await.unwrap();
         let run = slot_run(&job, job.next_run_at.unwrap(), "owner");
-        assert!(store.claim_slots(&claim(&job, vec![run.clone()])).await.unwrap());
+        assert!(
+            store
+                .claim_slots(&claim(&job, vec![run.clone()]))
+                .await
+                .unwrap()
+        );
 
         // 600 KB of text with quotes and newlines (which JSON escaping makes larger still).
         let result = "a \"quoted\" line\n".repeat(600 * 1024 / 16);
@@ -106,7 +112,10 @@ async fn an_oversized_response_is_stored_truncated_with_a_marker() {
         let stored = store.get_execution(&run.id).await.unwrap().unwrap();
         let response = stored.response.clone().unwrap();
         assert!(response.result.len() < 400 * 1024, "the result was cut");
-        assert!(result.starts_with(&response.result), "the result's start is kept");
+        assert!(
+            result.starts_with(&response.result),
+            "the result's start is kept"
+        );
         assert_eq!(response.metadata["model"], "test", "the metadata is kept");
         let marker = &response.metadata[TRUNCATED_MARKER];
         assert_eq!(marker["fields"]["result"], result.len(), "{marker}");
@@ -114,7 +123,10 @@ async fn an_oversized_response_is_stored_truncated_with_a_marker() {
         assert_eq!(stored.status, ExecutionStatus::Success);
         assert_eq!(response.tools_used, vec!["slack".to_string()]);
         let job = store.get_job(&job.id).await.unwrap().unwrap();
-        assert_eq!((job.total_runs, job.success_count, job.running_count), (1, 1, 0));
+        assert_eq!(
+            (job.total_runs, job.success_count, job.running_count),
+            (1, 1, 0)
+        );
     })
     .await;
 }
@@ -126,7 +138,12 @@ async fn a_response_that_fits_is_stored_exactly() {
         let job = due_job("fits");
         store.create_job(&job).await.unwrap();
         let run = slot_run(&job, job.next_run_at.unwrap(), "owner");
-        assert!(store.claim_slots(&claim(&job, vec![run.clone()])).await.unwrap());
+        assert!(
+            store
+                .claim_slots(&claim(&job, vec![run.clone()]))
+                .await
+                .unwrap()
+        );
         let finish = success(&run, "x".repeat(300 * 1024));
         store.finish(&finish).await.unwrap();
         assert_eq!(
@@ -139,63 +156,71 @@ async fn a_response_that_fits_is_stored_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_job_is_refused_naming_the_field() {
-    with_table("oversized_job", DynamoOptions::default(), |table| async move {
-        let store = table.store().await;
-        let mut job = due_job("huge prompt");
-        job.prompt = "p".repeat(500 * 1024);
-        match store.create_job(&job).await {
-            Err(StoreError::InvalidInput { field, message }) => {
-                assert_eq!(field, "prompt", "{message}");
-                assert!(message.contains("400 KB"), "{message}");
+    with_table(
+        "oversized_job",
+        DynamoOptions::default(),
+        |table| async move {
+            let store = table.store().await;
+            let mut job = due_job("huge prompt");
+            job.prompt = "p".repeat(500 * 1024);
+            match store.create_job(&job).await {
+                Err(StoreError::InvalidInput { field, message }) => {
+                    assert_eq!(field, "prompt", "{message}");
+                    assert!(message.contains("400 KB"), "{message}");
+                }
+                other => panic!("an oversized job must be InvalidInput, got {other:?}"),
             }
-            other => panic!("an oversized job must be InvalidInput, got {other:?}"),
-        }
-        assert_eq!(store.get_job(&job.id).await.unwrap(), None);
+            assert_eq!(store.get_job(&job.id).await.unwrap(), None);
 
-        let small = due_job("small");
-        store.create_job(&small).await.unwrap();
-        let mut grown = small.clone();
-        grown.system_prompt = Some("s".repeat(500 * 1024));
-        grown.version += 1;
-        match store.update_job(&grown, small.version).await {
-            Err(StoreError::InvalidInput { field, .. }) => assert_eq!(field, "systemPrompt"),
-            other => panic!("an oversized update must be InvalidInput, got {other:?}"),
-        }
-        assert_eq!(store.get_job(&small.id).await.unwrap(), Some(small));
-    })
+            let small = due_job("small");
+            store.create_job(&small).await.unwrap();
+            let mut grown = small.clone();
+            grown.system_prompt = Some("s".repeat(500 * 1024));
+            grown.version += 1;
+            match store.update_job(&grown, small.version).await {
+                Err(StoreError::InvalidInput { field, .. }) => assert_eq!(field, "systemPrompt"),
+                other => panic!("an oversized update must be InvalidInput, got {other:?}"),
+            }
+            assert_eq!(store.get_job(&small.id).await.unwrap(), Some(small));
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_beyond_the_transaction_limit_is_refused_and_writes_nothing() {
-    with_table("transaction_limit", DynamoOptions::default(), |table| async move {
-        let store = table.store().await;
-        let job = due_job("many slots");
-        store.create_job(&job).await.unwrap();
-        let slot = job.next_run_at.unwrap();
-        let mut records = Vec::new();
-        for i in 0..100 {
-            let mut e = slot_run(&job, slot + TimeDelta::minutes(i), "owner");
-            e.status = ExecutionStatus::Skipped;
-            e.lease_owner = None;
-            e.lease_expires_at = None;
-            e.completed_at = Some(slot);
-            records.push(e);
-        }
-        // 100 executions and the job: 101 items.
-        match store.claim_slots(&claim(&job, records.clone())).await {
-            Err(StoreError::InvalidInput { field, message }) => {
-                assert_eq!(field, "executions");
-                assert!(message.contains("100"), "{message}");
+    with_table(
+        "transaction_limit",
+        DynamoOptions::default(),
+        |table| async move {
+            let store = table.store().await;
+            let job = due_job("many slots");
+            store.create_job(&job).await.unwrap();
+            let slot = job.next_run_at.unwrap();
+            let mut records = Vec::new();
+            for i in 0..100 {
+                let mut e = slot_run(&job, slot + TimeDelta::minutes(i), "owner");
+                e.status = ExecutionStatus::Skipped;
+                e.lease_owner = None;
+                e.lease_expires_at = None;
+                e.completed_at = Some(slot);
+                records.push(e);
             }
-            other => panic!("a claim of 101 items must be InvalidInput, got {other:?}"),
-        }
-        assert_eq!(store.get_job(&job.id).await.unwrap(), Some(job.clone()));
-        assert_eq!(store.get_execution(&records[0].id).await.unwrap(), None);
-        // 99 executions and the job: allowed.
-        records.truncate(99);
-        assert!(store.claim_slots(&claim(&job, records)).await.unwrap());
-    })
+            // 100 executions and the job: 101 items.
+            match store.claim_slots(&claim(&job, records.clone())).await {
+                Err(StoreError::InvalidInput { field, message }) => {
+                    assert_eq!(field, "executions");
+                    assert!(message.contains("100"), "{message}");
+                }
+                other => panic!("a claim of 101 items must be InvalidInput, got {other:?}"),
+            }
+            assert_eq!(store.get_job(&job.id).await.unwrap(), Some(job.clone()));
+            assert_eq!(store.get_execution(&records[0].id).await.unwrap(), None);
+            // 99 executions and the job: allowed.
+            records.truncate(99);
+            assert!(store.claim_slots(&claim(&job, records)).await.unwrap());
+        },
+    )
     .await;
 }
 
@@ -215,13 +240,23 @@ async fn executions_past_their_ttl_are_gone_for_reads() {
         let mut fresh = slot_run(&job, now - TimeDelta::seconds(1), "owner");
         fresh.status = ExecutionStatus::Failed;
         fresh.completed_at = Some(now);
-        let running = slot_run(&job, now - TimeDelta::hours(2) - TimeDelta::minutes(1), "owner");
+        let running = slot_run(
+            &job,
+            now - TimeDelta::hours(2) - TimeDelta::minutes(1),
+            "owner",
+        );
         let records = vec![old.clone(), fresh.clone(), running.clone()];
         assert!(store.claim_slots(&claim(&job, records)).await.unwrap());
 
         assert_eq!(store.get_execution(&old.id).await.unwrap(), None);
-        assert_eq!(store.get_execution(&fresh.id).await.unwrap(), Some(fresh.clone()));
-        assert_eq!(store.get_execution(&running.id).await.unwrap(), Some(running.clone()));
+        assert_eq!(
+            store.get_execution(&fresh.id).await.unwrap(),
+            Some(fresh.clone())
+        );
+        assert_eq!(
+            store.get_execution(&running.id).await.unwrap(),
+            Some(running.clone())
+        );
         let listed: Vec<_> = store
             .list_executions(&job.id, &Default::default())
             .await
@@ -236,12 +271,22 @@ async fn executions_past_their_ttl_are_gone_for_reads() {
             .client()
             .get_item()
             .table_name(&table.options.table_name)
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("EXEC#{}", fresh.id)))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("EXEC".into()))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("EXEC#{}", fresh.id)),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("EXEC".into()),
+            )
             .send()
             .await
             .unwrap();
-        let ttl: i64 = raw.item().unwrap()["expiresAt"].as_n().unwrap().parse().unwrap();
+        let ttl: i64 = raw.item().unwrap()["expiresAt"]
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(ttl, fresh.created_at.timestamp() + 3600);
     })
     .await;
@@ -249,39 +294,46 @@ async fn executions_past_their_ttl_are_gone_for_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ensure_table_is_idempotent_and_enables_ttl() {
-    with_table("ensure_table", DynamoOptions::default(), |table| async move {
-        let store = table.store().await;
-        // with_table created it; again is fine.
-        store.ensure_table().await.unwrap();
-        let ttl = store
-            .client()
-            .describe_time_to_live()
-            .table_name(&table.options.table_name)
-            .send()
-            .await
-            .unwrap();
-        let description = ttl.time_to_live_description().unwrap();
-        assert_eq!(description.attribute_name(), Some("expiresAt"));
-        let described = store
-            .client()
-            .describe_table()
-            .table_name(&table.options.table_name)
-            .send()
-            .await
-            .unwrap();
-        let t = described.table().unwrap();
-        assert_eq!(
-            t.billing_mode_summary().and_then(|b| b.billing_mode()),
-            Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
-        );
-        let mut indexes: Vec<_> = t
-            .global_secondary_indexes()
-            .iter()
-            .filter_map(|i| i.index_name())
-            .collect();
-        indexes.sort_unstable();
-        assert_eq!(indexes, ["byJob", "due", "ended", "finished", "jobs", "lease"]);
-    })
+    with_table(
+        "ensure_table",
+        DynamoOptions::default(),
+        |table| async move {
+            let store = table.store().await;
+            // with_table created it; again is fine.
+            store.ensure_table().await.unwrap();
+            let ttl = store
+                .client()
+                .describe_time_to_live()
+                .table_name(&table.options.table_name)
+                .send()
+                .await
+                .unwrap();
+            let description = ttl.time_to_live_description().unwrap();
+            assert_eq!(description.attribute_name(), Some("expiresAt"));
+            let described = store
+                .client()
+                .describe_table()
+                .table_name(&table.options.table_name)
+                .send()
+                .await
+                .unwrap();
+            let t = described.table().unwrap();
+            assert_eq!(
+                t.billing_mode_summary().and_then(|b| b.billing_mode()),
+                Some(&aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+            );
+            let mut indexes: Vec<_> = t
+                .global_secondary_indexes()
+                .iter()
+                .filter_map(|i| i.index_name())
+                .collect();
+            indexes.sort_unstable();
+            assert_eq!(
+                indexes,
+                ["byJob", "due", "ended", "finished", "jobs", "lease"]
+            );
+        },
+    )
     .await;
 }
 
@@ -359,7 +411,10 @@ fn options_are_checked() {
         (DynamoOptions::new("has space"), "table_name"),
         (DynamoOptions::default().with_due_buckets(0), "due_buckets"),
         (DynamoOptions::default().with_due_buckets(65), "due_buckets"),
-        (DynamoOptions::default().with_max_attempts(0), "max_attempts"),
+        (
+            DynamoOptions::default().with_max_attempts(0),
+            "max_attempts",
+        ),
         (
             DynamoOptions::default().with_retention(Duration::ZERO),
             "retention",

@@ -73,7 +73,9 @@ fn start_moto() -> Result<String, String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();
-    Err(format!("python3 {script} did not answer on port {port} within 60 s"))
+    Err(format!(
+        "python3 {script} did not answer on port {port} within 60 s"
+    ))
 }
 
 /// The AWS configuration of the tests: fixed test credentials and region.
