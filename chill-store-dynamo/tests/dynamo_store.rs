@@ -13,7 +13,7 @@ use chill_core::{
     Execution, ExecutionResponse, ExecutionStatus, Job, JobSpec, Slot, Store, StoreError,
 };
 use chill_store_dynamo::{DynamoError, DynamoOptions, DynamoStore, TRUNCATED_MARKER};
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use common::{sdk_config, with_table};
 
 fn t0() -> DateTime<Utc> {
@@ -229,7 +229,8 @@ async fn executions_past_their_ttl_are_gone_for_reads() {
     let options = DynamoOptions::default().with_retention(Duration::from_secs(3600));
     with_table("ttl", options, |table| async move {
         let store = table.store().await;
-        let now = Utc::now();
+        // Stores keep milliseconds.
+        let now = Utc::now().trunc_subsecs(3);
         let mut job = due_job("retained");
         job.next_run_at = Some(now - TimeDelta::hours(3));
         store.create_job(&job).await.unwrap();
