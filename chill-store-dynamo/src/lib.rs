@@ -174,10 +174,7 @@ impl DynamoStore {
         if let Some(counter) = &options.request_counter {
             builder = builder.interceptor(counter.clone());
         }
-        Ok(DynamoStore::from_client(
-            Client::from_conf(builder.build()),
-            options,
-        )?)
+        DynamoStore::from_client(Client::from_conf(builder.build()), options)
     }
 
     /// A store over a DynamoDB client the host built (its endpoint, region, retry and
