@@ -69,8 +69,12 @@
 //!
 //! Requests per scheduled execution in steady state: the claim (1 `TransactWriteItems`),
 //! the finish (1 `GetItem` of the job, 1 `TransactWriteItems`), and the execution's share
-//! of the poll's `Query` per bucket and `BatchGetItem` (see the crate's README for the
-//! measured counts).
+//! of the poll's `Query` per bucket and `BatchGetItem`. Measured with [`RequestCounter`]
+//! over 1,000 executions of 100 jobs firing every second: 2.00 writes and 1.17 reads each.
+//!
+//! `list_finished` reads the `finished` index one hour partition at a time: a range costs at
+//! least one `Query` per hour it spans, so read it incrementally (as the metrics aggregation
+//! does), not from the beginning of time.
 //!
 //! # Limits
 //!
