@@ -13,8 +13,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::ai::{self, AiChoice};
 use crate::cli::{
-    AiArgs, Command, ExecutionsCommand, ExportArgs, ImportArgs, JobFields, JobsCommand,
-    NextArgs, ValidateArgs,
+    AiArgs, Command, ExecutionsCommand, ExportArgs, ImportArgs, JobFields, JobsCommand, NextArgs,
+    ValidateArgs,
 };
 use crate::demo_ai::DemoAi;
 use crate::output::{executions_table, jobs_table, json, print};
@@ -63,7 +63,9 @@ fn next(args: &NextArgs) -> Result<ExitCode, AppError> {
     let schedule = Schedule::parse_in(&args.expr, &args.tz)?;
     let after = match &args.after {
         Some(text) => DateTime::parse_from_rfc3339(text)
-            .map_err(|e| AppError::Usage(format!("--after: '{text}' is not an RFC 3339 time: {e}")))?
+            .map_err(|e| {
+                AppError::Usage(format!("--after: '{text}' is not an RFC 3339 time: {e}"))
+            })?
             .with_timezone(&Utc),
         None => Utc::now(),
     };
@@ -168,8 +170,8 @@ fn spec_from(fields: JobFields) -> Result<JobSpec, AppError> {
 }
 
 fn patch_from(fields: JobFields, current: &Job) -> Result<JobPatch, AppError> {
-    let retry = (fields.max_retries.is_some() || fields.retry_delay.is_some()).then(|| {
-        RetryPolicy {
+    let retry =
+        (fields.max_retries.is_some() || fields.retry_delay.is_some()).then(|| RetryPolicy {
             max_retries: fields
                 .max_retries
                 .unwrap_or(current.retry_policy.max_retries),
@@ -177,8 +179,7 @@ fn patch_from(fields: JobFields, current: &Job) -> Result<JobPatch, AppError> {
                 .retry_delay
                 .unwrap_or(current.retry_policy.retry_delay),
             ..current.retry_policy
-        }
-    });
+        });
     Ok(JobPatch {
         metadata: metadata_of(&fields.metadata)?,
         overlap_policy: fields.overlap.as_deref().map(str::parse).transpose()?,
@@ -255,7 +256,9 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
                 .get_job(&id)
                 .await?
                 .ok_or_else(|| AppError::JobNotFound(id.to_string()))?;
-            let job = chill.update_job(&id, &patch_from(fields, &current)?).await?;
+            let job = chill
+                .update_job(&id, &patch_from(fields, &current)?)
+                .await?;
             show_job(&job, format.json)?;
         }
         JobsCommand::Pause {
@@ -298,10 +301,16 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
 
 /// Run a job now in this process and wait for its execution to end; exit 1 unless it
 /// succeeded.
-async fn trigger(id: &str, store: &str, ai_args: AiArgs, as_json: bool) -> Result<ExitCode, AppError> {
+async fn trigger(
+    id: &str,
+    store: &str,
+    ai_args: AiArgs,
+    as_json: bool,
+) -> Result<ExitCode, AppError> {
     let id = parse_id(id)?;
     let store = store_url::open_store(store).await?;
-    let connected = ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
+    let connected =
+        ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
     let chill = Chill::new(
         store,
         Arc::new(SystemClock),
@@ -326,11 +335,13 @@ async fn trigger(id: &str, store: &str, ai_args: AiArgs, as_json: bool) -> Resul
     } else {
         print(&executions_table(std::slice::from_ref(&execution)))?;
     }
-    Ok(if execution.status == chill_core::ExecutionStatus::Success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if execution.status == chill_core::ExecutionStatus::Success {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 async fn executions(command: ExecutionsCommand) -> Result<ExitCode, AppError> {
@@ -346,7 +357,9 @@ async fn executions(command: ExecutionsCommand) -> Result<ExitCode, AppError> {
             if chill.get_job(&id).await?.is_none() {
                 return Err(AppError::JobNotFound(job_id));
             }
-            let page = chill.list_executions(&id, &PageRequest::first(limit)).await?;
+            let page = chill
+                .list_executions(&id, &PageRequest::first(limit))
+                .await?;
             if format.json {
                 print(&json(&page.items)?)?;
             } else {

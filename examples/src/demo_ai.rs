@@ -110,7 +110,10 @@ async fn query(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
     let Ok(Json(body)) = body else {
-        return error(StatusCode::BAD_REQUEST, "expected a JSON body with a prompt");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON body with a prompt",
+        );
     };
     let Some(prompt) = body.get("prompt").and_then(Value::as_str) else {
         return error(StatusCode::BAD_REQUEST, "prompt: missing");

@@ -82,7 +82,10 @@ pub fn router(chill: Chill) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus))
-        .route("/", get(|| async { axum::response::Redirect::to("/graphql") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/graphql") }),
+        )
         .with_state(state)
 }
 
@@ -101,15 +104,17 @@ async fn graphql_get(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match (upgrade, protocol) {
-        (Ok(upgrade), Ok(protocol)) => upgrade
-            .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |socket| async move {
-                ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
-                GraphQLWebSocket::new(socket, state.schema, protocol)
-                    .serve()
-                    .await;
-                ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
-            }),
+        (Ok(upgrade), Ok(protocol)) => {
+            upgrade
+                .protocols(ALL_WEBSOCKET_PROTOCOLS)
+                .on_upgrade(move |socket| async move {
+                    ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
+                    GraphQLWebSocket::new(socket, state.schema, protocol)
+                        .serve()
+                        .await;
+                    ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
+                })
+        }
         (Ok(_), Err(_)) => (
             StatusCode::BAD_REQUEST,
             "expected the WebSocket subprotocol graphql-transport-ws or graphql-ws",
@@ -132,7 +137,10 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn prometheus() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics::render(),
     )
         .into_response()
@@ -147,7 +155,10 @@ impl Server {
     }
 
     /// [`Server::start`] with engine options.
-    pub async fn start_with(config: ServeConfig, options: ChillOptions) -> Result<Server, AppError> {
+    pub async fn start_with(
+        config: ServeConfig,
+        options: ChillOptions,
+    ) -> Result<Server, AppError> {
         metrics::prometheus();
         let store = store_url::open_store(&config.store_url).await?;
         tracing::info!(store = %store_url::redacted(&config.store_url), "store opened");

@@ -36,7 +36,11 @@ pub enum StoreKind {
 /// assert!(kind_of("redis://cache").is_err());
 /// ```
 pub fn kind_of(url: &str) -> Result<StoreKind, AppError> {
-    let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match scheme.as_str() {
         "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" => Ok(StoreKind::Sql),
         "memory" => Ok(StoreKind::Memory),

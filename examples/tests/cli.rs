@@ -92,9 +92,27 @@ async fn jobs_and_executions_commands() {
     let s = store.as_str();
 
     let created = ok_json(&[
-        "jobs", "create", "--store", s, "--json", "--name", "Digest", "--prompt", "summarise",
-        "--schedule", "0 9 * * MON-FRI", "--tz", "Europe/Berlin", "--tag", "daily", "--tag",
-        "ops", "--max-retries", "1", "--metadata", "{\"team\": \"ops\"}",
+        "jobs",
+        "create",
+        "--store",
+        s,
+        "--json",
+        "--name",
+        "Digest",
+        "--prompt",
+        "summarise",
+        "--schedule",
+        "0 9 * * MON-FRI",
+        "--tz",
+        "Europe/Berlin",
+        "--tag",
+        "daily",
+        "--tag",
+        "ops",
+        "--max-retries",
+        "1",
+        "--metadata",
+        "{\"team\": \"ops\"}",
     ]);
     let id = created["id"].as_str().unwrap().to_string();
     assert_eq!(created["timezone"], "Europe/Berlin");
@@ -102,11 +120,22 @@ async fn jobs_and_executions_commands() {
     assert_eq!(created["retryPolicy"]["maxRetries"], 1);
     assert_eq!(created["metadata"], json!({"team": "ops"}));
 
-    let missing = chill(&["jobs", "create", "--store", s, "--name", "x", "--prompt", "y"]);
+    let missing = chill(&[
+        "jobs", "create", "--store", s, "--name", "x", "--prompt", "y",
+    ]);
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("--schedule is required"));
     let invalid = chill(&[
-        "jobs", "create", "--store", s, "--name", "x", "--prompt", "y", "--schedule", "61 * * * *",
+        "jobs",
+        "create",
+        "--store",
+        s,
+        "--name",
+        "x",
+        "--prompt",
+        "y",
+        "--schedule",
+        "61 * * * *",
     ]);
     assert!(!invalid.status.success());
     assert!(stderr(&invalid).contains("schedule: minute: 61 is out of range 0-59"));
@@ -120,23 +149,49 @@ async fn jobs_and_executions_commands() {
     let got = ok_json(&["jobs", "get", &id, "--store", s, "--json"]);
     assert_eq!(got["name"], "Digest");
     let updated = ok_json(&[
-        "jobs", "update", &id, "--store", s, "--json", "--name", "Digest v2", "--timeout", "60",
+        "jobs",
+        "update",
+        &id,
+        "--store",
+        s,
+        "--json",
+        "--name",
+        "Digest v2",
+        "--timeout",
+        "60",
     ]);
     assert_eq!(updated["name"], "Digest v2");
     assert_eq!(updated["timeout"], 60);
     assert_eq!(updated["tags"], json!(["daily", "ops"]));
 
-    let paused = ok_json(&["jobs", "pause", &id, "--store", s, "--json", "--note", "holiday"]);
+    let paused = ok_json(&[
+        "jobs", "pause", &id, "--store", s, "--json", "--note", "holiday",
+    ]);
     assert_eq!(paused["enabled"], false);
     assert_eq!(paused["pauseNote"], "holiday");
-    let refused = chill(&["jobs", "trigger", &id, "--store", s, "--claude-url", &ai.url()]);
+    let refused = chill(&[
+        "jobs",
+        "trigger",
+        &id,
+        "--store",
+        s,
+        "--claude-url",
+        &ai.url(),
+    ]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("paused"), "{}", stderr(&refused));
     let resumed = ok_json(&["jobs", "resume", &id, "--store", s, "--json"]);
     assert_eq!(resumed["enabled"], true);
 
     let run = ok_json(&[
-        "jobs", "trigger", &id, "--store", s, "--json", "--claude-url", &ai.url(),
+        "jobs",
+        "trigger",
+        &id,
+        "--store",
+        s,
+        "--json",
+        "--claude-url",
+        &ai.url(),
     ]);
     assert_eq!(run["status"], "success");
     assert_eq!(run["trigger"], "manual");
@@ -153,11 +208,17 @@ async fn jobs_and_executions_commands() {
     assert_eq!(stats["successCount"], 1);
 
     ok(&["jobs", "delete", &id, "--store", s]);
-    assert_eq!(ok_json(&["jobs", "list", "--store", s, "--json"]), json!([]));
+    assert_eq!(
+        ok_json(&["jobs", "list", "--store", s, "--json"]),
+        json!([])
+    );
     let kept = ok_json(&["jobs", "list", "--store", s, "--json", "--all"]);
     assert!(kept[0]["deletedAt"].is_string());
     ok(&["jobs", "delete", &id, "--store", s, "--hard"]);
-    assert_eq!(ok_json(&["jobs", "list", "--store", s, "--json", "--all"]), json!([]));
+    assert_eq!(
+        ok_json(&["jobs", "list", "--store", s, "--json", "--all"]),
+        json!([])
+    );
     let gone = chill(&["jobs", "get", &id, "--store", s]);
     assert!(!gone.status.success());
     assert!(stderr(&gone).contains("not found"));
@@ -170,16 +231,47 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     let source = db.url("source.db");
     let target = db.url("target.db");
     let first = ok_json(&[
-        "jobs", "create", "--store", &source, "--json", "--name", "First", "--prompt", "one",
-        "--schedule", "0 0 1 1 *", "--system-prompt", "be brief", "--tag", "a", "--metadata",
-        "{\"nested\": {\"n\": 1}}", "--overlap", "allow",
+        "jobs",
+        "create",
+        "--store",
+        &source,
+        "--json",
+        "--name",
+        "First",
+        "--prompt",
+        "one",
+        "--schedule",
+        "0 0 1 1 *",
+        "--system-prompt",
+        "be brief",
+        "--tag",
+        "a",
+        "--metadata",
+        "{\"nested\": {\"n\": 1}}",
+        "--overlap",
+        "allow",
     ]);
     let second = ok_json(&[
-        "jobs", "create", "--store", &source, "--json", "--name", "Second", "--prompt", "two",
-        "--schedule", "rate(7 days)", "--paused",
+        "jobs",
+        "create",
+        "--store",
+        &source,
+        "--json",
+        "--name",
+        "Second",
+        "--prompt",
+        "two",
+        "--schedule",
+        "rate(7 days)",
+        "--paused",
     ]);
     ok(&[
-        "jobs", "trigger", first["id"].as_str().unwrap(), "--store", &source, "--claude-url",
+        "jobs",
+        "trigger",
+        first["id"].as_str().unwrap(),
+        "--store",
+        &source,
+        "--claude-url",
         &ai.url(),
     ]);
 
@@ -192,8 +284,14 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     assert_eq!(exported[1]["id"], second["id"]);
 
     let dry = ok(&["import", file, "--store", &target, "--dry-run"]);
-    assert!(dry.contains("created 2, updated 0, unchanged 0 (dry run"), "{dry}");
-    assert_eq!(ok_json(&["jobs", "list", "--store", &target, "--json"]), json!([]));
+    assert!(
+        dry.contains("created 2, updated 0, unchanged 0 (dry run"),
+        "{dry}"
+    );
+    assert_eq!(
+        ok_json(&["jobs", "list", "--store", &target, "--json"]),
+        json!([])
+    );
 
     let report = ok_json(&["import", file, "--store", &target, "--json"]);
     assert_eq!(report["created"].as_array().unwrap().len(), 2);
@@ -201,7 +299,10 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     assert_eq!(round_trip, exported, "every field kept");
 
     let again = ok(&["import", file, "--store", &target]);
-    assert!(again.contains("created 0, updated 0, unchanged 2"), "{again}");
+    assert!(
+        again.contains("created 0, updated 0, unchanged 2"),
+        "{again}"
+    );
 
     let mut changed = exported.clone();
     changed[1]["name"] = json!("Second, renamed");
@@ -219,13 +320,19 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     let mut invalid = changed.clone();
     invalid[0]["name"] = json!("First, renamed");
     invalid[1]["schedule"] = json!("61 * * * *");
-    invalid.as_array_mut().unwrap().push(json!({"name": "no id"}));
+    invalid
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "no id"}));
     std::fs::write(file, invalid.to_string()).unwrap();
     let refused = chill(&["import", file, "--store", &target]);
     assert!(!refused.status.success());
     let message = stderr(&refused);
     assert!(message.contains("2 invalid entries"), "{message}");
-    assert!(message.contains("jobs[1]") && message.contains("schedule: minute: 61"), "{message}");
+    assert!(
+        message.contains("jobs[1]") && message.contains("schedule: minute: 61"),
+        "{message}"
+    );
     assert!(message.contains("jobs[2]"), "{message}");
     let listed = ok_json(&["jobs", "list", "--store", &target, "--json"]);
     assert_eq!(listed[0]["name"], "First", "nothing half-imported");
@@ -233,9 +340,18 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
 
 #[test]
 fn store_urls_are_checked() {
-    let dynamo = chill(&["jobs", "list", "--store", "dynamodb://jobs?region=eu-west-1"]);
+    let dynamo = chill(&[
+        "jobs",
+        "list",
+        "--store",
+        "dynamodb://jobs?region=eu-west-1",
+    ]);
     assert!(!dynamo.status.success());
-    assert!(stderr(&dynamo).contains("not built in yet"), "{}", stderr(&dynamo));
+    assert!(
+        stderr(&dynamo).contains("not built in yet"),
+        "{}",
+        stderr(&dynamo)
+    );
     let unknown = chill(&["jobs", "list", "--store", "redis://cache"]);
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("unknown URL scheme 'redis'"));

@@ -233,7 +233,10 @@ async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
                "retryPolicy": {"maxRetries": 2, "retryDelay": 1}}),
     )
     .await;
-    assert_eq!(job["retryPolicy"], json!({"maxRetries": 2, "retryDelay": 1}));
+    assert_eq!(
+        job["retryPolicy"],
+        json!({"maxRetries": 2, "retryDelay": 1})
+    );
     let id = job["id"].as_str().unwrap().to_string();
     let mut events = Subscription::start(
         server.local_addr(),
@@ -266,7 +269,13 @@ async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
     }
     assert_eq!(
         kinds,
-        ["started", "finished", "retry_scheduled", "started", "finished"]
+        [
+            "started",
+            "finished",
+            "retry_scheduled",
+            "started",
+            "finished"
+        ]
     );
 
     let history = executions(&gql, &id).await;
@@ -342,7 +351,10 @@ async fn invalid_input_is_an_error_naming_the_field_and_stores_nothing() {
             .starts_with("id: 'nope' is not a valid id")
     );
     let listed = gql
-        .data("{ listJobs(filter: {includeDeleted: true}) { id } }", json!({}))
+        .data(
+            "{ listJobs(filter: {includeDeleted: true}) { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(listed["listJobs"], json!([]));
     server.shutdown().await;
@@ -366,7 +378,13 @@ async fn ide_page_health_and_prometheus_metrics() {
     let html = page.text().await.unwrap();
     assert!(html.contains("graphql-transport-ws"));
     // Self-contained: no script, style sheet or image from anywhere else.
-    for asset in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import"] {
+    for asset in [
+        "src=\"http",
+        "href=\"http",
+        "src=\"//",
+        "href=\"//",
+        "@import",
+    ] {
         assert!(!html.contains(asset), "the IDE page loads {asset}…");
     }
 
@@ -398,10 +416,14 @@ async fn ide_page_health_and_prometheus_metrics() {
     );
     let text = metrics.text().await.unwrap();
     assert!(
-        text.lines().any(|l| l.starts_with("chill_server_graphql_requests_total{outcome=\"ok\"} ")),
+        text.lines()
+            .any(|l| l.starts_with("chill_server_graphql_requests_total{outcome=\"ok\"} ")),
         "{text}"
     );
-    assert!(text.contains("# TYPE chill_server_graphql_requests_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE chill_server_graphql_requests_total counter"),
+        "{text}"
+    );
     server.shutdown().await;
 }
 
@@ -456,7 +478,14 @@ async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     }
     let before = executions(&gql, &id).await;
     server.shutdown().await;
-    assert!(gql.http.get(format!("{}/healthz", gql.base)).send().await.is_err(), "still serving");
+    assert!(
+        gql.http
+            .get(format!("{}/healthz", gql.base))
+            .send()
+            .await
+            .is_err(),
+        "still serving"
+    );
 
     let server = start(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
@@ -477,7 +506,11 @@ async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
         .map(|e| e["scheduledFor"].as_str().unwrap())
         .collect();
     let distinct: HashSet<&&str> = scheduled.iter().collect();
-    assert_eq!(distinct.len(), scheduled.len(), "a slot ran twice: {history:?}");
+    assert_eq!(
+        distinct.len(),
+        scheduled.len(),
+        "a slot ran twice: {history:?}"
+    );
     let ids: HashSet<&str> = history.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), history.len());
     for old in &before {

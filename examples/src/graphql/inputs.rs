@@ -166,8 +166,7 @@ fn retry_policy(input: &RetryPolicyInput, base: RetryPolicy) -> Checked<RetryPol
             .unwrap_or(base.max_retries),
         retry_delay: unsigned_opt("retryPolicy.retryDelay", input.retry_delay)?
             .unwrap_or(base.retry_delay),
-        max_delay: unsigned_opt("retryPolicy.maxDelay", input.max_delay)?
-            .unwrap_or(base.max_delay),
+        max_delay: unsigned_opt("retryPolicy.maxDelay", input.max_delay)?.unwrap_or(base.max_delay),
         retry_on_timeout: input.retry_on_timeout.unwrap_or(base.retry_on_timeout),
     })
 }

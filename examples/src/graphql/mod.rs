@@ -31,9 +31,7 @@ mod types;
 use async_graphql::{Result, Schema};
 use chill_core::{Chill, ExecutionId, JobId};
 
-pub use inputs::{
-    BlackoutInput, CreateJobInput, JobFilterInput, RetryPolicyInput, UpdateJobInput,
-};
+pub use inputs::{BlackoutInput, CreateJobInput, JobFilterInput, RetryPolicyInput, UpdateJobInput};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;

@@ -142,9 +142,8 @@ impl QueryRoot {
             }
         };
         let tz = timezone.as_deref().unwrap_or("UTC");
-        let parsed = chill_core::Schedule::parse_in(&schedule, tz).map_err(|e| {
-            invalid(chill_core::ValidationError::new("schedule", e.to_string()))
-        })?;
+        let parsed = chill_core::Schedule::parse_in(&schedule, tz)
+            .map_err(|e| invalid(chill_core::ValidationError::new("schedule", e.to_string())))?;
         let after = after.unwrap_or_else(Utc::now);
         let runs = parsed.upcoming(after).take(count).collect();
         Ok(runs)

@@ -298,10 +298,7 @@ impl ExecutionObject {
     }
     /// The job run (`null` once it was deleted for good).
     async fn job(&self, ctx: &Context<'_>) -> Result<Option<JobObject>> {
-        let job = chill(ctx)?
-            .get_job(&self.0.job_id)
-            .await
-            .map_err(to_gql)?;
+        let job = chill(ctx)?.get_job(&self.0.job_id).await.map_err(to_gql)?;
         Ok(job.map(JobObject))
     }
     /// When it started (for a pending execution: when it was created).

@@ -170,18 +170,35 @@ pub struct Subscription {
 impl Subscription {
     /// Connect with `graphql-transport-ws` (or the older `graphql-ws` when `legacy`) and
     /// subscribe.
-    pub async fn start(addr: SocketAddr, query: &str, variables: Value, legacy: bool) -> Subscription {
-        let mut request = format!("ws://{addr}/graphql").into_client_request().unwrap();
-        let protocol = if legacy { "graphql-ws" } else { "graphql-transport-ws" };
+    pub async fn start(
+        addr: SocketAddr,
+        query: &str,
+        variables: Value,
+        legacy: bool,
+    ) -> Subscription {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        let protocol = if legacy {
+            "graphql-ws"
+        } else {
+            "graphql-transport-ws"
+        };
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
         let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(
-            response.headers()["sec-websocket-protocol"].to_str().unwrap(),
+            response.headers()["sec-websocket-protocol"]
+                .to_str()
+                .unwrap(),
             protocol
         );
-        send(&mut socket, json!({"type": "connection_init", "payload": {}})).await;
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": {}}),
+        )
+        .await;
         let ack = recv(&mut socket).await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");
         let kind = if legacy { "start" } else { "subscribe" };
