@@ -180,7 +180,7 @@ fn prepared(job: &Job) -> Result<Job, AppError> {
 /// stops the import), then write unless `dry_run`.
 pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<ImportReport, AppError> {
     enum Plan<'a> {
-        Create(Job),
+        Create(Box<Job>),
         Update(&'a Job),
         Unchanged,
     }
@@ -188,7 +188,7 @@ pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<Import
     let mut problems = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         match chill.get_job(&job.id).await? {
-            None => plans.push((job.id, Plan::Create(prepared(job)?))),
+            None => plans.push((job.id, Plan::Create(Box::new(prepared(job)?)))),
             Some(existing) if existing.is_deleted() => problems.push(format!(
                 "jobs[{i}] ({}): deleted in this store; purge it (chill jobs delete --hard) to import it again",
                 job.id

@@ -1,5 +1,8 @@
 //! The CLI, run as the built `chill` binary on SQLite files.
 
+// Helpers unwrap as the tests do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::{Command, Output};

@@ -1,6 +1,9 @@
 //! `chill serve` end to end: the server in process on an ephemeral port, a real AI endpoint
 //! started by the test, a SQLite file, and a GraphQL client over HTTP and WebSocket.
 
+// Helpers unwrap as the tests do.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -2,7 +2,7 @@
 //! name and type for type, and extended with pages, events and schedule previews.
 //!
 //! ```
-//! # async fn run() {
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use chill_core::{Chill, ChillOptions, MemoryStore, SystemClock};
 //! # struct Echo;
@@ -18,7 +18,7 @@
 //!     .execute(r#"mutation { createJob(input: {name: "n", prompt: "p", schedule: "61 * * * *"}) { id } }"#)
 //!     .await;
 //! assert_eq!(response.errors[0].message, "schedule: minute: 61 is out of range 0-59");
-//! # }
+//! # });
 //! ```
 
 mod errors;

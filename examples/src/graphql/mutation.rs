@@ -11,7 +11,7 @@ use super::types::{ExecutionObject, JobObject};
 /// The root of mutations.
 pub struct MutationRoot;
 
-#[Object]
+#[Object(name = "Mutation")]
 impl MutationRoot {
     /// Create a job. Invalid input is an error naming the field and the problem, and nothing
     /// is stored.

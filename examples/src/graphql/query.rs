@@ -28,7 +28,7 @@ fn page_of(limit: u32, after: Option<String>) -> PageRequest {
     }
 }
 
-#[Object]
+#[Object(name = "Query")]
 impl QueryRoot {
     /// A job by id (`null` when there is none; soft-deleted jobs are returned with `deletedAt`).
     async fn get_job(&self, ctx: &Context<'_>, id: ID) -> Result<Option<JobObject>> {

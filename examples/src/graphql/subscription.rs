@@ -36,7 +36,7 @@ fn optional_job_id(field: &str, id: Option<ID>) -> Result<Option<JobId>> {
     id.map(|id| job_id(field, &id)).transpose()
 }
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// A job (or any job, without `id`) as it is after each change: created, updated, paused,
     /// resumed, deleted, and each execution start and end (its `lastRun*` and statistics).
