@@ -359,3 +359,156 @@ fn store_urls_are_checked() {
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("unknown URL scheme 'redis'"));
 }
+
+/// A long-running `chill` command: its log lines as they come.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_chill"))
+            .args(args)
+            .env_remove("CHILL_STORE")
+            .env_remove("CLAUDE_API_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env("CHILL_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    /// The address in the first log line that has `marker` before it.
+    fn address_after(&mut self, marker: &str) -> String {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(common::PATIENCE)
+                .expect("no address in the log");
+            self.log.push(line.clone());
+            if let Some(rest) = line.split(marker).nth(1) {
+                return rest.split('/').next().unwrap().to_string();
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of the log.
+    async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut child = self.child;
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        self.log.extend(self.lines.iter());
+        (status, self.log)
+    }
+}
+
+async fn post_json(http: &reqwest::Client, url: &str, body: Value) -> (u16, Option<String>, Value) {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    (status, retry_after, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_an_ai_endpoint_runs_the_demo_and_stops_on_sigterm() {
+    let db = TempDb::new("cli-serve");
+    let store = db.url("demo.db");
+    let mut server = Running::start(&["serve", "--store", &store, "--listen", "127.0.0.1:0"]);
+    let addr = server.address_after("GraphQL IDE: http://");
+    assert!(
+        server
+            .log
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("DEMO AI endpoint")),
+        "{:#?}",
+        server.log
+    );
+    let http = reqwest::Client::new();
+    let (status, _, jobs) = post_json(
+        &http,
+        &format!("http://{addr}/graphql"),
+        json!({"query": "{ listJobs { name schedule tags } }"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let jobs = jobs["data"]["listJobs"].as_array().unwrap().clone();
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(jobs.iter().all(|j| j["tags"] == json!(["demo"])));
+
+    let (status, log) = server.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        log.iter().any(|l| l.contains("SIGTERM received")),
+        "{log:#?}"
+    );
+    assert!(log.iter().any(|l| l.ends_with("stopped")), "{log:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_ai_misbehaves_on_request() {
+    let mut demo = Running::start(&["demo-ai", "--listen", "127.0.0.1:0"]);
+    let addr = demo.address_after("POST http://");
+    let url = format!("http://{addr}/query");
+    let http = reqwest::Client::new();
+    let ask = |prompt: &str| json!({"prompt": prompt, "options": {"maxTurns": 3}});
+
+    let (status, _, body) = post_json(&http, &url, ask("hello")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["result"], "Demo answer: hello");
+    assert_eq!(body["error"], Value::Null);
+    let (status, _, body) = post_json(&http, &url, ask("slow:1 think")).await;
+    assert_eq!(
+        (status, body["result"].as_str()),
+        (200, Some("Demo answer: slow:1 think"))
+    );
+    assert_eq!(post_json(&http, &url, ask("fail:500 x")).await.0, 500);
+    assert_eq!(post_json(&http, &url, ask("fail:400 x")).await.0, 400);
+    let (status, retry_after, _) = post_json(&http, &url, ask("ratelimit:7 x")).await;
+    assert_eq!((status, retry_after.as_deref()), (429, Some("7")));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(post_json(&http, &url, ask("flaky:2 report")).await.0);
+    }
+    assert_eq!(statuses, [503, 503, 200, 503, 503]);
+    let (status, _, body) = post_json(&http, &url, ask("error: broken")).await;
+    assert_eq!(status, 200);
+    assert!(body["error"]["message"].is_string());
+
+    let (status, _) = demo.terminate().await;
+    assert!(status.success());
+}
