@@ -237,6 +237,7 @@ impl Engine {
                     input_tokens: 100,
                     output_tokens: 200,
                     cost_micro_usd: 450,
+                    completed_at: following,
                 },
                 next_attempt: None,
                 promote: None,

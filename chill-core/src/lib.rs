@@ -58,9 +58,9 @@ pub use engine::{Chill, ChillHandle, ChillOptions};
 pub use error::Error;
 pub use events::{Event, EventError, EventStream};
 pub use model::{
-    CatchUpPolicy, ErrorType, Execution, ExecutionId, ExecutionResponse, ExecutionStatus, Job,
-    JobId, JobPatch, JobSpec, OverlapPolicy, RequestOptions, RequestPayload, RetryPolicy, Trigger,
-    ValidationError,
+    Budget, CatchUpPolicy, ErrorType, Execution, ExecutionId, ExecutionResponse, ExecutionStatus,
+    Job, JobId, JobPatch, JobSpec, OverlapPolicy, RequestOptions, RequestPayload, RetryPolicy,
+    Spend, Trigger, ValidationError,
 };
 pub use schedule::{
     Blackout, CronField, DstPolicy, RepeatedTime, Schedule, ScheduleError, SkippedTime, Slot,

@@ -1442,6 +1442,7 @@ async fn a_crashed_instance_execution_is_recovered_by_another_and_retried() {
             input_tokens: 0,
             output_tokens: 0,
             cost_micro_usd: 0,
+            completed_at: at(40, 0),
         },
         execution: late,
         owner: "a".into(),

@@ -81,6 +81,9 @@ fn job_json_uses_the_camel_case_names() {
             "catchUpWindow",
             "jitter",
             "pauseNote",
+            "budget",
+            "maxConcurrency",
+            "pauseAfterFailures",
             "lastRunAt",
             "lastRunStatus",
             "lastRunDuration",
@@ -95,6 +98,8 @@ fn job_json_uses_the_camel_case_names() {
             "totalOutputTokens",
             "totalTokens",
             "totalCostMicroUsd",
+            "consecutiveFailures",
+            "spend",
             "runningCount",
             "bufferedExecutionId",
             "createdAt",
@@ -245,6 +250,7 @@ fn enum_strings() {
             "lease_expired",
             "circuit_open",
             "budget_exceeded",
+            "concurrency_limit",
             "blackout",
             "overlap",
             "missed",
@@ -662,6 +668,40 @@ fn each_validation_error_names_the_field() {
                 ..spec()
             },
             "retryPolicy.maxRetries: 25 is out of range 0-20",
+        ),
+        (
+            JobSpec {
+                budget: Some(chill_core::Budget {
+                    daily_micro_usd: Some(0),
+                    monthly_micro_usd: None,
+                }),
+                ..spec()
+            },
+            "budget.dailyMicroUsd: 0 is out of range 1-1000000000000000",
+        ),
+        (
+            JobSpec {
+                budget: Some(chill_core::Budget {
+                    daily_micro_usd: None,
+                    monthly_micro_usd: Some(u64::MAX),
+                }),
+                ..spec()
+            },
+            "budget.monthlyMicroUsd: 18446744073709551615 is out of range 1-1000000000000000",
+        ),
+        (
+            JobSpec {
+                max_concurrency: Some(0),
+                ..spec()
+            },
+            "maxConcurrency: 0 is out of range 1-10000",
+        ),
+        (
+            JobSpec {
+                pause_after_failures: Some(1_001),
+                ..spec()
+            },
+            "pauseAfterFailures: 1001 is out of range 1-1000",
         ),
         (
             JobSpec {

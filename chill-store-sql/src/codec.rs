@@ -12,7 +12,7 @@
 //! - Enumerations: their lowercase strings.
 //! - Counts: `BIGINT`; a count beyond `i64::MAX` is refused.
 
-use chill_core::{Execution, ExecutionId, ExecutionStatus, Job, JobId, StoreError, Trigger};
+use chill_core::{Execution, ExecutionId, ExecutionStatus, Job, JobId, Spend, StoreError, Trigger};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,6 +50,9 @@ pub(crate) const JOB_COLUMNS: &[&str] = &[
     "updated_by",
     "version",
     "deleted_at",
+    "budget",
+    "max_concurrency",
+    "pause_after_failures",
     "due_at",
     // Statistics and engine state: not written by update_job.
     "last_run_at",
@@ -67,12 +70,17 @@ pub(crate) const JOB_COLUMNS: &[&str] = &[
     "total_cost_micro_usd",
     "running_count",
     "buffered_execution_id",
+    "consecutive_failures",
+    "spend_day",
+    "spend_day_micro_usd",
+    "spend_month",
+    "spend_month_micro_usd",
 ];
 
 /// How many leading columns of [`JOB_COLUMNS`] (after the id) [`Store::update_job`] writes.
 ///
 /// [`Store::update_job`]: chill_core::Store::update_job
-pub(crate) const JOB_CONFIG_COLUMNS: usize = 28;
+pub(crate) const JOB_CONFIG_COLUMNS: usize = 31;
 
 /// The columns of the executions table, in the order of [`execution_args`] and
 /// [`execution_from_row`].
@@ -249,6 +257,12 @@ pub(crate) fn job_config_args(job: &Job, limits: &Limits) -> Result<Vec<Arg>, St
         limits.opt_bytes("updatedBy", job.updated_by.as_deref())?,
         Arg::Int(Some(int("version", job.version)?)),
         opt_ms(job.deleted_at),
+        limits.opt_json("budget", job.budget.as_ref())?,
+        opt_int("maxConcurrency", job.max_concurrency.map(u64::from))?,
+        opt_int(
+            "pauseAfterFailures",
+            job.pause_after_failures.map(u64::from),
+        )?,
         Arg::Int(job_due_at(job)),
     ])
 }
@@ -295,6 +309,13 @@ impl<'r> Reader<'r> {
         let c = self.columns.get(self.next).copied().unwrap_or("?");
         self.opt_i64()?
             .map(|v| u64::try_from(v).map_err(|_| corrupt(c, format!("negative count {v}"))))
+            .transpose()
+    }
+
+    fn opt_u32(&mut self) -> Result<Option<u32>, StoreError> {
+        let c = self.columns.get(self.next).copied().unwrap_or("?");
+        self.opt_i64()?
+            .map(|v| u32::try_from(v).map_err(|_| corrupt(c, format!("{v} is out of range"))))
             .transpose()
     }
 
@@ -420,6 +441,9 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
     let updated_by = r.opt_string()?;
     let version = r.u64()?;
     let deleted_at = r.opt_time()?;
+    let budget = r.opt_json()?;
+    let max_concurrency = r.opt_u32()?;
+    let pause_after_failures = r.opt_u32()?;
     r.skip(); // due_at
     let stats = read_stats(&mut r)?;
     Ok(Job {
@@ -451,6 +475,9 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         updated_by,
         version,
         deleted_at,
+        budget,
+        max_concurrency,
+        pause_after_failures,
         last_run_at: stats.last_run_at,
         last_run_status: stats.last_run_status,
         last_run_duration: stats.last_run_duration,
@@ -466,6 +493,8 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
         total_cost_micro_usd: stats.total_cost_micro_usd,
         running_count: stats.running_count,
         buffered_execution_id: stats.buffered_execution_id,
+        consecutive_failures: stats.consecutive_failures,
+        spend: stats.spend,
     })
 }
 
@@ -569,6 +598,8 @@ pub(crate) struct Stats {
     pub(crate) total_cost_micro_usd: u64,
     pub(crate) running_count: u32,
     pub(crate) buffered_execution_id: Option<ExecutionId>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) spend: Spend,
 }
 
 impl Stats {
@@ -590,6 +621,8 @@ impl Stats {
             total_cost_micro_usd: job.total_cost_micro_usd,
             running_count: job.running_count,
             buffered_execution_id: job.buffered_execution_id,
+            consecutive_failures: job.consecutive_failures,
+            spend: job.spend,
         }
     }
 }
@@ -616,6 +649,13 @@ fn read_stats(r: &mut Reader<'_>) -> Result<Stats, StoreError> {
         total_cost_micro_usd: r.u64()?,
         running_count: r.u32()?,
         buffered_execution_id: r.opt_uuid()?.map(ExecutionId::from_uuid),
+        consecutive_failures: r.u32()?,
+        spend: Spend {
+            day: r.u32()?,
+            day_micro_usd: r.u64()?,
+            month: r.u32()?,
+            month_micro_usd: r.u64()?,
+        },
     })
 }
 
@@ -637,6 +677,11 @@ pub(crate) fn stats_args(s: &Stats, limits: &Limits) -> Result<Vec<Arg>, StoreEr
         Arg::Int(Some(int("totalCostMicroUsd", s.total_cost_micro_usd)?)),
         Arg::Int(Some(i64::from(s.running_count))),
         Arg::Uuid(s.buffered_execution_id.map(|id| *id.as_uuid())),
+        Arg::Int(Some(i64::from(s.consecutive_failures))),
+        Arg::Int(Some(i64::from(s.spend.day))),
+        Arg::Int(Some(int("spend.dayMicroUsd", s.spend.day_micro_usd)?)),
+        Arg::Int(Some(i64::from(s.spend.month))),
+        Arg::Int(Some(int("spend.monthMicroUsd", s.spend.month_micro_usd)?)),
     ])
 }
 

@@ -25,23 +25,44 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_jobs_and_executions",
-    sql: include_str!("../migrations/sqlite/0001_create_jobs_and_executions.sql"),
-}];
+const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_jobs_and_executions",
+        sql: include_str!("../migrations/sqlite/0001_create_jobs_and_executions.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "operations",
+        sql: include_str!("../migrations/sqlite/0002_operations.sql"),
+    },
+];
 
-const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_jobs_and_executions",
-    sql: include_str!("../migrations/postgres/0001_create_jobs_and_executions.sql"),
-}];
+const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_jobs_and_executions",
+        sql: include_str!("../migrations/postgres/0001_create_jobs_and_executions.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "operations",
+        sql: include_str!("../migrations/postgres/0002_operations.sql"),
+    },
+];
 
-const MYSQL: &[Migration] = &[Migration {
-    version: 1,
-    name: "create_jobs_and_executions",
-    sql: include_str!("../migrations/mysql/0001_create_jobs_and_executions.sql"),
-}];
+const MYSQL: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "create_jobs_and_executions",
+        sql: include_str!("../migrations/mysql/0001_create_jobs_and_executions.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "operations",
+        sql: include_str!("../migrations/mysql/0002_operations.sql"),
+    },
+];
 
 impl Migration {
     /// The embedded migrations of a database, in order.

@@ -37,6 +37,7 @@ pub(crate) struct Statements {
     pub(crate) start_buffered: String,
     pub(crate) expired_leases: String,
     pub(crate) retention_candidates: String,
+    pub(crate) executions_before: String,
 }
 
 impl Statements {
@@ -146,6 +147,11 @@ impl Statements {
                     Backend::Postgres | Backend::MySql => " FOR UPDATE SKIP LOCKED",
                 }
             )),
+            executions_before: p(format!(
+                "SELECT {execution_columns} FROM {executions} WHERE created_at < ? \
+                 AND status <> 'running' AND status <> 'pending' \
+                 ORDER BY created_at, id LIMIT ?"
+            )),
             backend,
             jobs,
             executions,
@@ -168,6 +174,15 @@ impl Statements {
     pub(crate) fn delete_executions(&self, n: usize) -> String {
         self.backend.placeholders(&format!(
             "DELETE FROM {} WHERE id IN ({})",
+            self.executions,
+            vec!["?"; n].join(", ")
+        ))
+    }
+
+    /// `DELETE` of those of `n` executions by id that ended.
+    pub(crate) fn delete_ended_executions(&self, n: usize) -> String {
+        self.backend.placeholders(&format!(
+            "DELETE FROM {} WHERE id IN ({}) AND status <> 'running' AND status <> 'pending'",
             self.executions,
             vec!["?"; n].join(", ")
         ))

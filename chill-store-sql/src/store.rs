@@ -55,9 +55,11 @@ fn parse_execution_cursor(c: &Cursor) -> std::result::Result<(i64, ExecutionId),
 fn apply_stats(s: &mut Stats, d: &StatsDelta) {
     s.running_count = s.running_count.saturating_sub(1);
     s.last_run_status = Some(d.status);
+    s.consecutive_failures = d.consecutive_failures_after(s.consecutive_failures);
     if !d.counted {
         return;
     }
+    s.spend.add(d.completed_at, d.cost_micro_usd);
     s.total_runs = s.total_runs.saturating_add(1);
     if d.status == ExecutionStatus::Success {
         s.success_count = s.success_count.saturating_add(1);
@@ -554,6 +556,64 @@ impl SqlStore {
         Ok(FinishOutcome::Finished { promoted })
     }
 
+    async fn list_finished_once(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>> {
+        let mut sql = format!(
+            "SELECT {} FROM {} WHERE completed_at < ?",
+            self.sql.execution_columns, self.sql.executions
+        );
+        let mut args = vec![Arg::Int(Some(ms(to)))];
+        match page
+            .cursor
+            .as_ref()
+            .map(parse_execution_cursor)
+            .transpose()?
+        {
+            Some((at, id)) if at >= ms(from) => {
+                // `completed_at >= ?` bounds the index range; the rest drops the rows at or
+                // before the cursor within its millisecond.
+                sql.push_str(" AND completed_at >= ? AND (completed_at > ? OR id > ?)");
+                args.extend([Arg::Int(Some(at)), Arg::Int(Some(at)), execution_id(&id)]);
+            }
+            _ => {
+                sql.push_str(" AND completed_at >= ?");
+                args.push(Arg::Int(Some(ms(from))));
+            }
+        }
+        sql.push_str(" ORDER BY completed_at, id LIMIT ?");
+        let max = page.max_items();
+        args.push(limit(max + 1));
+        let mut items = self
+            .read_executions(&self.sql.backend.placeholders(&sql), args)
+            .await?;
+        let next_cursor = if items.len() > max {
+            items.truncate(max);
+            items.last().map(|e| {
+                let at = e.completed_at.unwrap_or(e.created_at);
+                Cursor::new(format!("{}:{}", at.timestamp_millis(), e.id))
+            })
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn delete_executions_once(&self, ids: &[ExecutionId]) -> Result<u64> {
+        let mut deleted = 0;
+        for chunk in ids.chunks(CHUNK * 4) {
+            let args = chunk.iter().map(execution_id).collect();
+            deleted += self
+                .pools
+                .execute(&self.sql.delete_ended_executions(chunk.len()), args)
+                .await?;
+        }
+        Ok(deleted)
+    }
+
     async fn delete_executions_before_once(
         &self,
         before: DateTime<Utc>,
@@ -757,5 +817,34 @@ impl Store for SqlStore {
             self.delete_executions_before_once(before, max)
         })
         .await
+    }
+
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> std::result::Result<Page<Execution>, StoreError> {
+        self.run("list_finished", || self.list_finished_once(from, to, page))
+            .await
+    }
+
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        max: usize,
+    ) -> std::result::Result<Vec<Execution>, StoreError> {
+        self.run("executions_before", || {
+            self.read_executions(
+                &self.sql.executions_before,
+                vec![Arg::Int(Some(ms(before))), limit(max)],
+            )
+        })
+        .await
+    }
+
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> std::result::Result<u64, StoreError> {
+        self.run("delete_executions", || self.delete_executions_once(ids))
+            .await
     }
 }

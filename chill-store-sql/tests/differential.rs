@@ -94,6 +94,7 @@ fn delta(status: ExecutionStatus, counted: bool) -> StatsDelta {
         input_tokens: 10,
         output_tokens: 20,
         cost_micro_usd: 7,
+        completed_at: at(600),
     }
 }
 

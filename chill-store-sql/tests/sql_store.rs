@@ -153,6 +153,7 @@ fn stats(status: ExecutionStatus) -> StatsDelta {
         input_tokens: 1,
         output_tokens: 1,
         cost_micro_usd: 1,
+        completed_at: chrono::Utc::now(),
     }
 }
 

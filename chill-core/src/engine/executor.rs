@@ -179,6 +179,7 @@ pub(crate) fn stats_of(record: &Execution) -> StatsDelta {
         input_tokens: record.input_tokens.unwrap_or(0),
         output_tokens: record.output_tokens.unwrap_or(0),
         cost_micro_usd: record.cost_micro_usd.unwrap_or(0),
+        completed_at: record.completed_at.unwrap_or(record.started_at),
     }
 }
 

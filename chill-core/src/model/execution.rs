@@ -85,6 +85,8 @@ string_enum! {
         CircuitOpen = "circuit_open",
         /// A token or cost budget was exhausted.
         BudgetExceeded = "budget_exceeded",
+        /// The job's per-job concurrency limit was reached (status `skipped`).
+        ConcurrencyLimit = "concurrency_limit",
         /// The slot fell in a blackout period (status `skipped`).
         Blackout = "blackout",
         /// The slot came due while the job was running (status `skipped`).

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::budget::{Budget, Spend};
 use super::execution::ExecutionStatus;
 use super::ids::{ExecutionId, JobId};
 use super::validate::{self, ValidationError};
@@ -184,6 +185,16 @@ pub struct Job {
     pub jitter: u32,
     /// Why the job is paused, for people.
     pub pause_note: Option<String>,
+    /// Spending limits; slots over budget are skipped (errorType `budget_exceeded`).
+    #[serde(default)]
+    pub budget: Option<Budget>,
+    /// At most this many executions of the job at once (with overlap policy `allow`; slots
+    /// beyond it are skipped with errorType `concurrency_limit`). `None`: no per-job limit.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
+    /// Pause the job after this many consecutive failed attempts, with a note saying why.
+    #[serde(default)]
+    pub pause_after_failures: Option<u32>,
 
     /// When the last execution started.
     pub last_run_at: Option<DateTime<Utc>>,
@@ -223,6 +234,12 @@ pub struct Job {
     /// Cost of all executions, in millionths of a US dollar (an integer, so sums are exact).
     #[serde(default)]
     pub total_cost_micro_usd: u64,
+    /// Failed, timed-out or dead attempts since the last success.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Spent in the current UTC day and month (for the budget).
+    #[serde(default)]
+    pub spend: Spend,
     /// Executions of this job running now, maintained by the engine.
     #[serde(default)]
     pub running_count: u32,
@@ -309,6 +326,12 @@ pub struct JobSpec {
     pub jitter: u32,
     /// See [`Job::pause_note`].
     pub pause_note: Option<String>,
+    /// See [`Job::budget`]; default none.
+    pub budget: Option<Budget>,
+    /// See [`Job::max_concurrency`]; default none.
+    pub max_concurrency: Option<u32>,
+    /// See [`Job::pause_after_failures`]; default none.
+    pub pause_after_failures: Option<u32>,
     /// Who creates the job; also the first `updatedBy`.
     pub created_by: Option<String>,
 }
@@ -338,6 +361,9 @@ impl Default for JobSpec {
             catch_up_window: defaults::CATCH_UP_WINDOW_SECS,
             jitter: 0,
             pause_note: None,
+            budget: None,
+            max_concurrency: None,
+            pause_after_failures: None,
             created_by: None,
         }
     }
@@ -361,8 +387,8 @@ impl JobSpec {
 
 /// A change to a job: every field is optional, and an absent field is left as it is.
 ///
-/// The fields that may be empty on a job (`systemPrompt`, `startDate`, `endDate`, `pauseNote`)
-/// are cleared by `null`; `metadata: null` sets the metadata to `null`. `null` on any other
+/// The fields that may be empty on a job (`systemPrompt`, `startDate`, `endDate`, `pauseNote`,
+/// `budget`, `maxConcurrency`, `pauseAfterFailures`) are cleared by `null`; `metadata: null` sets the metadata to `null`. `null` on any other
 /// field leaves it unchanged. Lists (`tags`, `blackoutPeriods`) and the `retryPolicy` and
 /// `dstPolicy` objects are replaced whole. Statistics and audit fields are not writable, and
 /// unknown fields are refused.
@@ -437,6 +463,15 @@ pub struct JobPatch {
     /// A new pause note (`Some(None)`: none).
     #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub pause_note: Option<Option<String>>,
+    /// A new budget (`Some(None)`: none).
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Option<Budget>>,
+    /// A new per-job concurrency limit (`Some(None)`: none).
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<Option<u32>>,
+    /// A new consecutive-failure pause threshold (`Some(None)`: never pause).
+    #[serde(deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub pause_after_failures: Option<Option<u32>>,
     /// Who makes this change: becomes the job's `updatedBy` (`None` leaves it unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
@@ -481,6 +516,9 @@ impl Job {
             catch_up_window: spec.catch_up_window,
             jitter: spec.jitter,
             pause_note: spec.pause_note,
+            budget: spec.budget,
+            max_concurrency: spec.max_concurrency,
+            pause_after_failures: spec.pause_after_failures,
             last_run_at: None,
             last_run_status: None,
             last_run_duration: None,
@@ -495,6 +533,8 @@ impl Job {
             total_output_tokens: 0,
             total_tokens: 0,
             total_cost_micro_usd: 0,
+            consecutive_failures: 0,
+            spend: Spend::default(),
             running_count: 0,
             buffered_execution_id: None,
             created_at: now,
@@ -543,7 +583,10 @@ impl Job {
             catch_up_policy,
             catch_up_window,
             jitter,
-            pause_note
+            pause_note,
+            budget,
+            max_concurrency,
+            pause_after_failures
         );
         job.updated_by = patch.updated_by.clone();
         job.updated_at = now;

@@ -84,11 +84,13 @@ macro_rules! string_enum {
     };
 }
 
+mod budget;
 mod execution;
 mod ids;
 mod job;
 mod validate;
 
+pub use budget::{Budget, Spend};
 pub use execution::{
     ErrorType, Execution, ExecutionResponse, ExecutionStatus, RequestOptions, RequestPayload,
     Trigger,

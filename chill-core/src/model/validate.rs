@@ -55,6 +55,12 @@ pub mod limits {
     pub const MAX_ACTOR_CHARS: usize = 200;
     /// Earliest date a job's window or blackout periods may name.
     pub const MIN_YEAR: i32 = 1970;
+    /// Largest budget limit, in millionths of a US dollar (one billion dollars).
+    pub const MAX_BUDGET_MICRO_USD: u64 = 1_000_000_000_000_000;
+    /// Largest per-job concurrency limit.
+    pub const MAX_CONCURRENCY: u32 = 10_000;
+    /// Largest consecutive-failure pause threshold.
+    pub const MAX_PAUSE_AFTER_FAILURES: u32 = 1_000;
     /// Latest year a job's window or blackout periods may name.
     pub const MAX_YEAR: i32 = 9999;
 }
@@ -249,6 +255,20 @@ pub(crate) fn job_fields(job: &Job) -> Result {
         MAX_CATCH_UP_WINDOW_SECS,
     )?;
     opt_chars("pauseNote", job.pause_note.as_deref(), MAX_PAUSE_NOTE_CHARS)?;
+    if let Some(budget) = &job.budget {
+        if let Some(v) = budget.daily_micro_usd {
+            range("budget.dailyMicroUsd", v, 1, MAX_BUDGET_MICRO_USD)?;
+        }
+        if let Some(v) = budget.monthly_micro_usd {
+            range("budget.monthlyMicroUsd", v, 1, MAX_BUDGET_MICRO_USD)?;
+        }
+    }
+    if let Some(n) = job.max_concurrency {
+        range("maxConcurrency", n, 1, MAX_CONCURRENCY)?;
+    }
+    if let Some(n) = job.pause_after_failures {
+        range("pauseAfterFailures", n, 1, MAX_PAUSE_AFTER_FAILURES)?;
+    }
     opt_chars("createdBy", job.created_by.as_deref(), MAX_ACTOR_CHARS)?;
     opt_chars("updatedBy", job.updated_by.as_deref(), MAX_ACTOR_CHARS)?;
     window(job.start_date, job.end_date)?;

@@ -41,6 +41,8 @@ struct State {
     leases: BTreeSet<(DateTime<Utc>, ExecutionId)>,
     /// `(createdAt, id)` of every execution.
     by_created: BTreeSet<(DateTime<Utc>, ExecutionId)>,
+    /// `(completedAt, id)` of every ended execution.
+    by_completed: BTreeSet<(DateTime<Utc>, ExecutionId)>,
 }
 
 impl MemoryStore {
@@ -86,6 +88,9 @@ impl State {
     fn put_execution(&mut self, e: Execution) {
         if let Some(old) = self.executions.get(&e.id) {
             let (id, due, lease) = (old.id, old.due_at, old.lease_expires_at);
+            if let Some(done) = old.completed_at {
+                self.by_completed.remove(&(done, id));
+            }
             self.attempts.remove(&(due, id));
             if let Some(lease) = lease {
                 self.leases.remove(&(lease, id));
@@ -99,6 +104,9 @@ impl State {
         }
         if e.status == ExecutionStatus::Pending && e.trigger == Trigger::Retry {
             self.attempts.insert((e.due_at, e.id));
+        }
+        if let Some(done) = e.completed_at {
+            self.by_completed.insert((done, e.id));
         }
         if e.status == ExecutionStatus::Running
             && let Some(lease) = e.lease_expires_at
@@ -115,6 +123,9 @@ impl State {
                 self.leases.remove(&(lease, e.id));
             }
             self.by_created.remove(&(e.created_at, e.id));
+            if let Some(done) = e.completed_at {
+                self.by_completed.remove(&(done, e.id));
+            }
             if let Some(set) = self.by_job.get_mut(&e.job_id) {
                 set.remove(&(e.created_at, e.id));
             }
@@ -142,9 +153,11 @@ impl State {
 pub(crate) fn apply_stats(job: &mut Job, stats: &StatsDelta) {
     job.running_count = job.running_count.saturating_sub(1);
     job.last_run_status = Some(stats.status);
+    job.consecutive_failures = stats.consecutive_failures_after(job.consecutive_failures);
     if !stats.counted {
         return;
     }
+    job.spend.add(stats.completed_at, stats.cost_micro_usd);
     job.total_runs += 1;
     if stats.status == ExecutionStatus::Success {
         job.success_count += 1;
@@ -173,6 +186,8 @@ fn with_config_of(old: &Job, new: &Job) -> Job {
     job.failure_count = old.failure_count;
     job.average_duration = old.average_duration;
     job.total_duration_ms = old.total_duration_ms;
+    job.consecutive_failures = old.consecutive_failures;
+    job.spend = old.spend;
     job.total_input_tokens = old.total_input_tokens;
     job.total_output_tokens = old.total_output_tokens;
     job.total_tokens = old.total_tokens;
@@ -195,9 +210,20 @@ fn filter_matches(filter: &JobFilter, job: &Job) -> bool {
             .is_none_or(|s| job.last_run_status == Some(s))
 }
 
-/// Execution cursors: `<createdAt millis>:<id>`.
+/// Execution cursors: `<createdAt millis>:<id>` (or `completedAt` for finished listings).
+fn execution_cursor_at(at: DateTime<Utc>, e: &Execution) -> Cursor {
+    Cursor::new(format!("{}:{}", at.timestamp_millis(), e.id))
+}
+
 fn execution_cursor(e: &Execution) -> Cursor {
-    Cursor::new(format!("{}:{}", e.created_at.timestamp_millis(), e.id))
+    execution_cursor_at(e.created_at, e)
+}
+
+fn has_ended(e: &Execution) -> bool {
+    !matches!(
+        e.status,
+        ExecutionStatus::Running | ExecutionStatus::Pending
+    )
 }
 
 fn parse_execution_cursor(c: &Cursor) -> Result<(DateTime<Utc>, ExecutionId), StoreError> {
@@ -558,25 +584,77 @@ impl Store for MemoryStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<u64, StoreError> {
-        let mut s = self.state();
-        let ids: Vec<ExecutionId> = s
-            .by_created
+        let ids: Vec<ExecutionId> = self
+            .executions_before(before, limit)
+            .await?
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        self.delete_executions(&ids).await
+    }
+
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, StoreError> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let s = self.state();
+        let lower = match page
+            .cursor
+            .as_ref()
+            .map(parse_execution_cursor)
+            .transpose()?
+        {
+            Some(after) if after >= (from, ExecutionId::from_uuid(uuid::Uuid::nil())) => {
+                Excluded(after)
+            }
+            _ => Included((from, ExecutionId::from_uuid(uuid::Uuid::nil()))),
+        };
+        let limit = page.max_items();
+        let mut items: Vec<Execution> = s
+            .by_completed
+            .range((lower, Unbounded))
+            .take_while(|(t, _)| *t < to)
+            .take(limit + 1)
+            .filter_map(|(_, id)| s.executions.get(id).cloned())
+            .collect();
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|e| execution_cursor_at(e.completed_at.unwrap_or(e.created_at), e))
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let s = self.state();
+        Ok(s.by_created
             .iter()
             .take_while(|(t, _)| *t < before)
-            .filter(|(_, id)| {
-                s.executions.get(id).is_some_and(|e| {
-                    !matches!(
-                        e.status,
-                        ExecutionStatus::Running | ExecutionStatus::Pending
-                    )
-                })
-            })
+            .filter_map(|(_, id)| s.executions.get(id).filter(|e| has_ended(e)))
             .take(limit)
-            .map(|(_, id)| *id)
-            .collect();
-        for id in &ids {
-            s.remove_execution(id);
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError> {
+        let mut s = self.state();
+        let mut deleted = 0;
+        for id in ids {
+            if s.executions.get(id).is_some_and(has_ended) {
+                s.remove_execution(id);
+                deleted += 1;
+            }
         }
-        Ok(ids.len() as u64)
+        Ok(deleted)
     }
 }

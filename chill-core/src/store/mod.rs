@@ -80,6 +80,35 @@ pub struct StatsDelta {
     pub output_tokens: u64,
     /// Cost in millionths of a US dollar.
     pub cost_micro_usd: u64,
+    /// When the execution ended: the cost of a counted execution counts in the job's [`Spend`](crate::Spend) for this day and
+    /// month ([`Spend::add`](crate::Spend::add)).
+    pub completed_at: DateTime<Utc>,
+}
+
+impl StatsDelta {
+    /// The job's `consecutiveFailures` after this delta: a counted success resets it, a
+    /// counted failure (failed, timeout, dead) adds one, anything else keeps it. Every store
+    /// applies this rule.
+    ///
+    /// ```
+    /// # use chill_core::{ExecutionStatus, store::StatsDelta};
+    /// # let at = chrono::Utc::now();
+    /// let mut d = StatsDelta { status: ExecutionStatus::Failed, counted: true, duration_ms: 5, error: None,
+    ///     input_tokens: 0, output_tokens: 0, cost_micro_usd: 0, completed_at: at };
+    /// assert_eq!(d.consecutive_failures_after(2), 3);
+    /// d.status = ExecutionStatus::Success;
+    /// assert_eq!(d.consecutive_failures_after(2), 0);
+    /// d.status = ExecutionStatus::Cancelled; d.counted = false;
+    /// assert_eq!(d.consecutive_failures_after(2), 2);
+    /// ```
+    pub fn consecutive_failures_after(&self, previous: u32) -> u32 {
+        match self.status {
+            _ if !self.counted => previous,
+            ExecutionStatus::Success => 0,
+            s if s.is_failure() => previous.saturating_add(1),
+            _ => previous,
+        }
+    }
 }
 
 /// The fenced end of a running execution (see [`Store::finish`]).
@@ -257,4 +286,27 @@ pub trait Store: Send + Sync {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<u64, StoreError>;
+
+    /// Executions that ended (`completedAt` set) at or after `from` and before `to`, across
+    /// all jobs, ascending by `completedAt` then id, one page at a time. A read; used by the
+    /// metrics aggregation, which reads it incrementally.
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, StoreError>;
+
+    /// Up to `limit` executions that ended (any status but `running` and `pending`) and were
+    /// created before `before`, oldest first. A read: retention hands them to the archive
+    /// hook, then deletes them with [`Store::delete_executions`].
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError>;
+
+    /// Delete those of `ids` that exist and ended (never a `running` or `pending` one).
+    /// Returns how many were deleted. Job statistics are kept.
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError>;
 }

@@ -30,8 +30,8 @@ use chrono::{DateTime, SubsecRound, TimeDelta, TimeZone, Utc};
 use serde_json::json;
 
 use crate::model::{
-    CatchUpPolicy, Execution, ExecutionId, ExecutionResponse, ExecutionStatus, Job, JobId, JobSpec,
-    OverlapPolicy, RetryPolicy, Trigger,
+    Budget, CatchUpPolicy, Execution, ExecutionId, ExecutionResponse, ExecutionStatus, Job, JobId,
+    JobSpec, OverlapPolicy, RetryPolicy, Spend, Trigger,
 };
 use crate::schedule::{Blackout, DstPolicy, RepeatedTime, SkippedTime, Slot};
 use crate::store::{
@@ -86,7 +86,10 @@ pub async fn run_all(store: Arc<dyn Store>, caps: &Capabilities) {
     due_jobs(s, caps).await;
     next_due_at(s, caps).await;
     retention(s, caps).await;
+    retention_batches(s, caps).await;
+    list_finished(s, caps).await;
     statistics_tally(s, caps).await;
+    spend_and_streak(s, caps).await;
     claim_slots_race(store.clone(), caps).await;
     slot_and_manual_race(store.clone(), caps).await;
     claim_attempt_race(store.clone(), caps).await;
@@ -212,6 +215,15 @@ pub async fn job_update(store: &dyn Store, _caps: &Capabilities) {
     job.total_output_tokens = 60;
     job.total_tokens = 90;
     job.total_cost_micro_usd = 1234;
+    job.consecutive_failures = 1;
+    job.spend = Spend {
+        day: 20320101,
+        day_micro_usd: 1234,
+        month: 203201,
+        month_micro_usd: 1234,
+    };
+    job.budget = Some(Budget::per_day_usd(1.5));
+    job.pause_after_failures = Some(4);
     job.running_count = 1;
     job.buffered_execution_id = Some(ExecutionId::new_manual());
     let old = sb.create(job).await;
@@ -233,6 +245,12 @@ pub async fn job_update(store: &dyn Store, _caps: &Capabilities) {
     new.catch_up_policy = CatchUpPolicy::RunOnce;
     new.jitter = 5;
     new.pause_note = Some("paused for 'reasons'".into());
+    new.budget = Some(Budget {
+        daily_micro_usd: None,
+        monthly_micro_usd: Some(99_000_000),
+    });
+    new.max_concurrency = Some(3);
+    new.pause_after_failures = None;
     new.next_run_at = None;
     new.updated_at = sb.at(5) + ms(5);
     new.updated_by = Some("editor".into());
@@ -251,6 +269,8 @@ pub async fn job_update(store: &dyn Store, _caps: &Capabilities) {
     new.total_output_tokens = 2;
     new.total_tokens = 3;
     new.total_cost_micro_usd = 4;
+    new.consecutive_failures = 0;
+    new.spend = Spend::default();
     new.running_count = 7;
     new.buffered_execution_id = None;
     sb.ok(store.update_job(&new, old.version).await, "update_job");
@@ -268,6 +288,8 @@ pub async fn job_update(store: &dyn Store, _caps: &Capabilities) {
         total_output_tokens: old.total_output_tokens,
         total_tokens: old.total_tokens,
         total_cost_micro_usd: old.total_cost_micro_usd,
+        consecutive_failures: old.consecutive_failures,
+        spend: old.spend,
         running_count: old.running_count,
         buffered_execution_id: old.buffered_execution_id,
         ..new.clone()
@@ -1997,6 +2019,274 @@ pub async fn retention(store: &dyn Store, _caps: &Capabilities) {
     sb.cleanup().await;
 }
 
+/// `executions_before(before, limit)` returns up to `limit` ended executions created strictly
+/// before `before`, oldest first (by `createdAt`), never a `running` or `pending` one; then
+/// `delete_executions(ids)` deletes exactly those of the ids that exist and ended, returns how
+/// many, leaves running, pending and unknown ids alone (a repeat deletes nothing), and keeps the
+/// job's statistics. This behaviour's executions are created in 1971, before anything else of
+/// the suite; it assumes no other ended execution in the store was created before its cut-off.
+pub async fn retention_batches(store: &dyn Store, _caps: &Capabilities) {
+    let mut sb = Sandbox::new(store, "retention_batches", 1971);
+    let before = sb.at(50_000);
+    let job = sb.create_due("archived", sb.at(10)).await;
+    let old = |i: i64| sb.at(1_000 + i * 1_000);
+    // Created out of order, so that the oldest-first order is the store's doing.
+    let ended: Vec<Execution> = [
+        (3, Dead),
+        (0, Success),
+        (4, Skipped),
+        (1, Failed),
+        (2, Timeout),
+    ]
+    .iter()
+    .map(|(i, status)| ended_slot(&job, old(*i), old(*i), *status))
+    .collect();
+    let mut oldest_first = ended.clone();
+    oldest_first.sort_by_key(|e| e.created_at);
+    let owner = lease("owner-a", before + minutes(600));
+    let running = running_slot(&job, old(5), old(5), &owner);
+    let buffered = pending_slot(&job, old(6), old(6));
+    let later = ended_slot(&job, before, before, Success);
+    let mut records = ended.clone();
+    records.extend([running.clone(), buffered.clone(), later.clone()]);
+    let claim = SlotClaim {
+        buffered: Some(buffered.id),
+        ..claim_of(&job, records, None, old(5))
+    };
+    sb.must_claim(
+        &claim,
+        "claim ended, running, buffered and later executions",
+    )
+    .await;
+    let job = sb.job(&job.id).await;
+
+    let first = sb.ok(
+        store.executions_before(before, 3).await,
+        "executions_before",
+    );
+    sb.eq(
+        first,
+        oldest_first[..3].to_vec(),
+        "executions_before with limit 3 returns the 3 oldest ended executions, whole, oldest first",
+    );
+    let all = sb.ok(
+        store.executions_before(before, 100).await,
+        "executions_before",
+    );
+    sb.eq(
+        all,
+        oldest_first.clone(),
+        "executions_before returns every ended execution before the cut-off and nothing running, pending or later",
+    );
+    let mut ids: Vec<ExecutionId> = oldest_first[..3].iter().map(|e| e.id).collect();
+    ids.extend([running.id, buffered.id, ExecutionId::new_manual()]);
+    let deleted = sb.ok(store.delete_executions(&ids).await, "delete_executions");
+    sb.eq(
+        deleted,
+        3,
+        "delete_executions deletes the 3 ended ones of 6 ids (running, pending and unknown ids stay)",
+    );
+    let again = sb.ok(store.delete_executions(&ids).await, "delete_executions");
+    sb.eq(
+        again,
+        0,
+        "delete_executions of the same ids again deletes nothing",
+    );
+    let none = sb.ok(store.delete_executions(&[]).await, "delete_executions");
+    sb.eq(none, 0, "delete_executions of no ids deletes nothing");
+    for e in &oldest_first[..3] {
+        sb.eq(
+            sb.ok(store.get_execution(&e.id).await, "get_execution"),
+            None,
+            "a deleted execution is gone",
+        );
+    }
+    for e in oldest_first[3..]
+        .iter()
+        .chain([&running, &buffered, &later])
+    {
+        sb.eq(
+            sb.execution(&e.id).await,
+            e.clone(),
+            "delete_executions keeps every execution it was not given, and running and pending ones",
+        );
+    }
+    let rest = sb.ok(
+        store.executions_before(before, 100).await,
+        "executions_before",
+    );
+    sb.eq(
+        rest,
+        oldest_first[3..].to_vec(),
+        "executions_before after the deletion returns the rest",
+    );
+    sb.expect_job(job, "delete_executions keeps the job's statistics")
+        .await;
+    sb.cleanup().await;
+}
+
+/// `list_finished(from, to, page)` returns the executions of every job whose `completedAt` is
+/// at or after `from` and before `to`, ascending by `completedAt` then id, whole, in pages that
+/// together hold each exactly once: executions ended at the same millisecond, one ended exactly
+/// at `from` (in) and one exactly at `to` (out), one ended by a finish (in), a running and a
+/// pending one (never). This behaviour's executions end in 2050, which nothing else uses.
+pub async fn list_finished(store: &dyn Store, _caps: &Capabilities) {
+    let mut sb = Sandbox::new(store, "list_finished", 2050);
+    let (from, to) = (sb.at(1_000), sb.at(2_000));
+    let a = sb.create_due("finished a", sb.at(10)).await;
+    let b = sb.create_due("finished b", sb.at(10)).await;
+    let ended_at = |job: &Job, slot: i64, done: DateTime<Utc>, status| {
+        let mut e = ended_slot(job, sb.at(slot), sb.at(5), status);
+        e.completed_at = Some(done);
+        e
+    };
+    let same = from + minutes(100) + ms(7);
+    let inside = vec![
+        ended_at(&a, 1, from, Success),
+        ended_at(&a, 2, same, Failed),
+        ended_at(&b, 3, same, Skipped),
+        ended_at(&b, 4, same, Dead),
+        ended_at(&a, 5, to - ms(1), Cancelled),
+        ended_at(&b, 6, from + minutes(500), Timeout),
+    ];
+    let outside = [
+        ended_at(&a, 7, from - ms(1), Success),
+        ended_at(&b, 8, to, Success),
+    ];
+    let owner = lease("owner-a", sb.at(100_000));
+    let finished_run = running_slot(&a, sb.at(9), sb.at(900), &owner);
+    let running = running_slot(&b, sb.at(9), sb.at(900), &owner);
+    let pending = running.retry(from + minutes(10), sb.at(900));
+    let mut for_a: Vec<Execution> = inside
+        .iter()
+        .chain(&outside)
+        .filter(|e| e.job_id == a.id)
+        .cloned()
+        .collect();
+    for_a.push(finished_run.clone());
+    let mut for_b: Vec<Execution> = inside
+        .iter()
+        .chain(&outside)
+        .filter(|e| e.job_id == b.id)
+        .cloned()
+        .collect();
+    for_b.extend([running.clone(), pending.clone()]);
+    sb.must_claim(
+        &claim_of(&a, for_a, None, sb.at(900)),
+        "claim a's executions",
+    )
+    .await;
+    sb.must_claim(
+        &claim_of(&b, for_b, None, sb.at(900)),
+        "claim b's executions",
+    )
+    .await;
+    let mut finish = finish_of(&finished_run, Success, 60_000);
+    let finished_at = from + minutes(300);
+    finish.execution.completed_at = Some(finished_at);
+    finish.stats.completed_at = finished_at;
+    sb.must_finish(&finish, "finish a run inside the range")
+        .await;
+
+    let mut expected = inside.clone();
+    expected.push(finish.execution.clone());
+    expected.sort_by_key(|e| (e.completed_at, e.id));
+    for size in [1u32, 2, 3, 100] {
+        let mut got = Vec::new();
+        let mut page = PageRequest::first(size);
+        for _ in 0..=expected.len() {
+            let p = sb.ok(store.list_finished(from, to, &page).await, "list_finished");
+            sb.check(
+                p.items.len() <= size as usize,
+                &format!("a page of list_finished holds at most {size} items"),
+            );
+            got.extend(p.items);
+            match p.next_cursor {
+                Some(c) => page = PageRequest::after(size, c),
+                None => break,
+            }
+        }
+        sb.eq(
+            got,
+            expected.clone(),
+            &format!(
+                "list_finished in pages of {size}: every execution ended in [from, to), once, by (completedAt, id)"
+            ),
+        );
+    }
+    let empty = sb.ok(
+        store
+            .list_finished(to + minutes(1), to + minutes(2), &PageRequest::first(10))
+            .await,
+        "list_finished",
+    );
+    sb.eq(
+        (empty.items.len(), empty.next_cursor),
+        (0, None),
+        "list_finished of a range where nothing ended is one empty page",
+    );
+    sb.cleanup().await;
+}
+
+/// The finish keeps the job's spend per UTC day and month and its run of consecutive
+/// failures: costs of counted finishes on the same day add up (a cancel's do not), a finish on a later day (or month)
+/// starts that period from zero, and the tally of [`Spend::add`] holds after every finish; a
+/// counted failure (failed, timeout, dead) adds one to `consecutiveFailures`, a success resets
+/// it, a cancel leaves it.
+pub async fn spend_and_streak(store: &dyn Store, _caps: &Capabilities) {
+    let mut sb = Sandbox::new(store, "spend_and_streak", 2051);
+    let job = sb.create_due("spending", sb.at(10)).await;
+    let jan31 = sb.at(30 * 24 * 60);
+    let ends = [
+        (Failed, jan31 + minutes(10)),
+        (Timeout, jan31 + minutes(1_438)),
+        (Cancelled, jan31 + minutes(1_439)),
+        (Dead, jan31 + minutes(1_440) + ms(1)),
+        (Success, jan31 + minutes(1_500)),
+        (Failed, jan31 + minutes(2_000)),
+    ];
+    let owner = lease("owner-a", sb.at(100_000));
+    let runs: Vec<Execution> = (0..ends.len() as i64)
+        .map(|i| running_slot(&job, sb.at(10) + minutes(i), sb.at(20), &owner))
+        .collect();
+    sb.must_claim(
+        &claim_of(&job, runs.clone(), None, sb.at(20)),
+        "claim six runs",
+    )
+    .await;
+    let mut job = sb.job(&job.id).await;
+    for (i, (run, (status, at))) in runs.iter().zip(ends).enumerate() {
+        let mut f = finish_of(run, status, 1_000);
+        f.execution.completed_at = Some(at);
+        f.stats.completed_at = at;
+        sb.must_finish(&f, "finish").await;
+        job = sb
+            .expect_job(
+                tallied(&job, std::slice::from_ref(&f.stats)),
+                &format!(
+                    "spend and failure streak after finish {} ({status} at {at})",
+                    i + 1
+                ),
+            )
+            .await;
+    }
+    let cost = finish_of(&runs[0], Success, 1_000).stats.cost_micro_usd;
+    sb.eq(
+        (job.spend, job.consecutive_failures),
+        (
+            Spend {
+                day: 20510201,
+                day_micro_usd: 3 * cost,
+                month: 205102,
+                month_micro_usd: 3 * cost,
+            },
+            1,
+        ),
+        "three finishes on 1 February 2051 (of six since 31 January), and one failure since the last success",
+    );
+    sb.cleanup().await;
+}
+
 /// A sequence of finishes with mixed outcomes (success, failed, timeout, dead, and an
 /// uncounted cancel), two runs in flight at a time and finished out of order, leaves the job's
 /// counters equal to the tally after every step: 7 counted runs, 3 successes, 4 failures,
@@ -2312,7 +2602,26 @@ pub async fn concurrent_finishes(store: Arc<dyn Store>, caps: &Capabilities) {
         let last = ordered.remove(i);
         ordered.push(last);
     }
-    let expected = tallied(&job, &ordered);
+    let mut expected = tallied(&job, &ordered);
+    // The run of consecutive failures depends on the order, which the statistics tell only
+    // in part: it ends with the last counted finish, and holds at most every failure.
+    let failures = deltas
+        .iter()
+        .filter(|d| d.counted && d.status.is_failure())
+        .count() as u32;
+    let streak = after.consecutive_failures;
+    sb.check(
+        if last_counted.status.is_failure() {
+            (1..=job.consecutive_failures + failures).contains(&streak)
+        } else {
+            streak == 0
+        },
+        &format!(
+            "consecutiveFailures {streak} ends with the last counted finish ({}) and counts at most the {failures} failures",
+            last_counted.status
+        ),
+    );
+    expected.consecutive_failures = streak;
     sb.eq(
         after.clone(),
         expected,
@@ -2968,6 +3277,7 @@ fn finish_of(running: &Execution, status: ExecutionStatus, duration_ms: u64) -> 
             input_tokens: input,
             output_tokens: output,
             cost_micro_usd: cost,
+            completed_at,
         },
         execution: record,
         next_attempt: None,
@@ -2990,7 +3300,9 @@ fn started_job(job: &Job, runs: u32, at: DateTime<Utc>) -> Job {
 /// statistics (computed here afresh, not by any store's code): counted ends add to the counts
 /// (success, or failure for failed, timeout and dead), durations, tokens and cost, and set
 /// `lastRunDuration`/`lastRunError`; every end sets `lastRunStatus` and takes one from the
-/// running count; `averageDuration` is `totalDurationMs / totalRuns`, rounded down.
+/// running count; a counted end adds its cost to the spend of its day and month
+/// ([`Spend::add`]); a
+/// counted success resets `consecutiveFailures`, a counted failure adds one; `averageDuration` is `totalDurationMs / totalRuns`, rounded down.
 fn tallied(before: &Job, history: &[StatsDelta]) -> Job {
     let counted: Vec<&StatsDelta> = history.iter().filter(|d| d.counted).collect();
     let sum = |field: fn(&StatsDelta) -> u64| counted.iter().map(|d| field(d)).sum::<u64>();
@@ -3001,7 +3313,22 @@ fn tallied(before: &Job, history: &[StatsDelta]) -> Job {
     let total_duration_ms = before.total_duration_ms + sum(|d| d.duration_ms);
     let (input, output) = (sum(|d| d.input_tokens), sum(|d| d.output_tokens));
     let last_counted = counted.last();
+    let mut spend = before.spend;
+    for d in &counted {
+        spend.add(d.completed_at, d.cost_micro_usd);
+    }
+    let consecutive_failures =
+        history
+            .iter()
+            .fold(before.consecutive_failures, |n, d| match d.status {
+                _ if !d.counted => n,
+                Success => 0,
+                Failed | Timeout | Dead => n + 1,
+                _ => n,
+            });
     Job {
+        consecutive_failures,
+        spend,
         last_run_status: history
             .last()
             .map_or(before.last_run_status, |d| Some(d.status)),
@@ -3115,6 +3442,19 @@ fn full_job(sb: &Sandbox<'_>, text: &[&str]) -> Job {
     job.total_output_tokens = 2_000_002;
     job.total_tokens = 3_000_003;
     job.total_cost_micro_usd = 4_000_004_000;
+    job.consecutive_failures = 4_000_000_000;
+    job.spend = Spend {
+        day: 20311231,
+        day_micro_usd: 1_000_000_000_000_001,
+        month: 203112,
+        month_micro_usd: 4_000_004_000,
+    };
+    job.budget = Some(Budget {
+        daily_micro_usd: Some(1),
+        monthly_micro_usd: Some(1_000_000_000_000_000),
+    });
+    job.max_concurrency = Some(10_000);
+    job.pause_after_failures = Some(1);
     job.running_count = 2;
     job.buffered_execution_id = Some(ExecutionId::new_manual());
     job.created_at = sb.at(0) + ms(123);

@@ -289,4 +289,31 @@ impl Store for FaultyStore {
         let r = self.inner.delete_executions_before(before, limit).await;
         self.after("delete_executions_before", r)
     }
+
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, StoreError> {
+        self.before("list_finished").await?;
+        let r = self.inner.list_finished(from, to, page).await;
+        self.after("list_finished", r)
+    }
+
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        self.before("executions_before").await?;
+        let r = self.inner.executions_before(before, limit).await;
+        self.after("executions_before", r)
+    }
+
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError> {
+        self.before("delete_executions").await?;
+        let r = self.inner.delete_executions(ids).await;
+        self.after("delete_executions", r)
+    }
 }

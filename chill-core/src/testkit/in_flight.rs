@@ -179,4 +179,28 @@ impl Store for InFlight {
         let _call = self.call();
         self.inner.delete_executions_before(before, limit).await
     }
+
+    async fn list_finished(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        page: &PageRequest,
+    ) -> Result<Page<Execution>, StoreError> {
+        let _call = self.call();
+        self.inner.list_finished(from, to, page).await
+    }
+
+    async fn executions_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Execution>, StoreError> {
+        let _call = self.call();
+        self.inner.executions_before(before, limit).await
+    }
+
+    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError> {
+        let _call = self.call();
+        self.inner.delete_executions(ids).await
+    }
 }

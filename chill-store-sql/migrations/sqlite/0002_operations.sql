@@ -1,0 +1,12 @@
+-- ChillScheduler, SQLite: budgets, per-job concurrency, pause after failures, the spend per
+-- day and month and the run of consecutive failures on jobs; executions by end time (for the
+-- metrics aggregation's list_finished).
+ALTER TABLE ${q}jobs ADD COLUMN budget TEXT;
+ALTER TABLE ${q}jobs ADD COLUMN max_concurrency INTEGER;
+ALTER TABLE ${q}jobs ADD COLUMN pause_after_failures INTEGER;
+ALTER TABLE ${q}jobs ADD COLUMN consecutive_failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${q}jobs ADD COLUMN spend_day INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${q}jobs ADD COLUMN spend_day_micro_usd INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${q}jobs ADD COLUMN spend_month INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE ${q}jobs ADD COLUMN spend_month_micro_usd INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS ${p}executions_completed ON ${q}executions (completed_at, id);
