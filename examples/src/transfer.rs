@@ -130,6 +130,9 @@ pub fn spec_of(job: &Job) -> JobSpec {
         catch_up_window: job.catch_up_window,
         jitter: job.jitter,
         pause_note: job.pause_note.clone(),
+        budget: job.budget,
+        max_concurrency: job.max_concurrency,
+        pause_after_failures: job.pause_after_failures,
         created_by: None,
     }
 }
@@ -157,6 +160,9 @@ fn patch_of(job: &Job) -> JobPatch {
         catch_up_window: Some(job.catch_up_window),
         jitter: Some(job.jitter),
         pause_note: Some(job.pause_note.clone()),
+        budget: Some(job.budget),
+        max_concurrency: Some(job.max_concurrency),
+        pause_after_failures: Some(job.pause_after_failures),
         updated_by: job.updated_by.clone(),
     }
 }

@@ -142,10 +142,22 @@ async fn trigger_pause_and_resume() {
     let gql = Gql::new(server.local_addr());
     let job = create_job(
         &gql,
-        json!({"name": "on demand", "prompt": "report", "schedule": YEARLY}),
+        json!({"name": "on demand", "prompt": "report", "schedule": YEARLY,
+               "budget": {"dailyMicroUsd": 5_000_000}, "pauseAfterFailures": 3}),
     )
     .await;
     let id = job["id"].as_str().unwrap().to_string();
+    let limits = gql
+        .data(
+            "query($id: ID!) { getJob(id: $id) { budget { dailyMicroUsd monthlyMicroUsd } pauseAfterFailures maxConcurrency consecutiveFailures } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(
+        limits["getJob"],
+        json!({"budget": {"dailyMicroUsd": 5_000_000, "monthlyMicroUsd": null},
+               "pauseAfterFailures": 3, "maxConcurrency": null, "consecutiveFailures": 0})
+    );
     let mut complete = completions(server.local_addr(), Some(&id)).await;
 
     let run = gql

@@ -5,8 +5,8 @@
 use async_graphql::{ID, InputObject, Json, MaybeUndefined};
 use chill_core::store::JobFilter;
 use chill_core::{
-    Blackout, CatchUpPolicy, DstPolicy, ExecutionStatus, Job, JobPatch, JobSpec, OverlapPolicy,
-    RetryPolicy, ValidationError,
+    Blackout, Budget, CatchUpPolicy, DstPolicy, ExecutionStatus, Job, JobPatch, JobSpec,
+    OverlapPolicy, RetryPolicy, ValidationError,
 };
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -33,6 +33,24 @@ pub struct BlackoutInput {
     pub end: DateTime<Utc>,
     /// Why.
     pub reason: Option<String>,
+}
+
+/// Spending limits, in millionths of a US dollar.
+#[derive(InputObject, Debug, Clone, Default)]
+pub struct BudgetInput {
+    /// Most spent per UTC day.
+    pub daily_micro_usd: Option<u64>,
+    /// Most spent per UTC month.
+    pub monthly_micro_usd: Option<u64>,
+}
+
+impl BudgetInput {
+    fn to_budget(&self) -> Budget {
+        Budget {
+            daily_micro_usd: self.daily_micro_usd,
+            monthly_micro_usd: self.monthly_micro_usd,
+        }
+    }
 }
 
 /// A new job: the requirements' writable fields, and ChillScheduler's.
@@ -78,6 +96,12 @@ pub struct CreateJobInput {
     pub jitter: Option<i32>,
     /// Why the job is paused.
     pub pause_note: Option<String>,
+    /// Spending limits; slots over budget are skipped (errorType `budget_exceeded`).
+    pub budget: Option<BudgetInput>,
+    /// At most this many executions of the job at once (with overlap policy `allow`).
+    pub max_concurrency: Option<i32>,
+    /// Pause the job after this many consecutive failed attempts.
+    pub pause_after_failures: Option<i32>,
     /// Who creates the job.
     pub created_by: Option<String>,
     /// The id to create the job with (a new one when absent).
@@ -128,6 +152,12 @@ pub struct UpdateJobInput {
     pub jitter: Option<i32>,
     /// A new pause note (`null`: none).
     pub pause_note: MaybeUndefined<String>,
+    /// New spending limits (`null`: none).
+    pub budget: MaybeUndefined<BudgetInput>,
+    /// A new per-job concurrency limit (`null`: none).
+    pub max_concurrency: MaybeUndefined<i32>,
+    /// A new failure streak that pauses the job (`null`: never pause).
+    pub pause_after_failures: MaybeUndefined<i32>,
     /// Who makes this change.
     pub updated_by: Option<String>,
 }
@@ -243,6 +273,9 @@ impl CreateJobInput {
             metadata: self.metadata.map(|m| m.0).unwrap_or(Value::Null),
             start_date: self.start_date,
             end_date: self.end_date,
+            budget: self.budget.as_ref().map(BudgetInput::to_budget),
+            max_concurrency: unsigned_opt("maxConcurrency", self.max_concurrency)?,
+            pause_after_failures: unsigned_opt("pauseAfterFailures", self.pause_after_failures)?,
             pause_note: self.pause_note,
             created_by: self.created_by,
         })
@@ -255,6 +288,12 @@ fn maybe<T, U>(value: MaybeUndefined<T>, f: impl FnOnce(T) -> U) -> Option<Optio
         MaybeUndefined::Null => Some(None),
         MaybeUndefined::Value(v) => Some(Some(f(v))),
     }
+}
+
+fn maybe_unsigned(field: &str, value: MaybeUndefined<i32>) -> Checked<Option<Option<u32>>> {
+    maybe(value, |v| unsigned(field, v))
+        .map(Option::transpose)
+        .transpose()
 }
 
 impl UpdateJobInput {
@@ -302,6 +341,9 @@ impl UpdateJobInput {
             start_date: maybe(self.start_date, |d| d),
             end_date: maybe(self.end_date, |d| d),
             pause_note: maybe(self.pause_note, |s| s),
+            budget: maybe(self.budget, |b| b.to_budget()),
+            max_concurrency: maybe_unsigned("maxConcurrency", self.max_concurrency)?,
+            pause_after_failures: maybe_unsigned("pauseAfterFailures", self.pause_after_failures)?,
             updated_by: self.updated_by,
         })
     }

@@ -31,13 +31,15 @@ mod types;
 use async_graphql::{Result, Schema};
 use chill_core::{Chill, ExecutionId, JobId};
 
-pub use inputs::{BlackoutInput, CreateJobInput, JobFilterInput, RetryPolicyInput, UpdateJobInput};
+pub use inputs::{
+    BlackoutInput, BudgetInput, CreateJobInput, JobFilterInput, RetryPolicyInput, UpdateJobInput,
+};
 pub use mutation::MutationRoot;
 pub use query::QueryRoot;
 pub use subscription::SubscriptionRoot;
 pub use types::{
-    BlackoutObject, DstPolicyObject, ExecutionEventObject, ExecutionObject, ExecutionPageObject,
-    JobObject, JobPageObject, RetryPolicyObject,
+    BlackoutObject, BudgetObject, DstPolicyObject, ExecutionEventObject, ExecutionObject,
+    ExecutionPageObject, JobObject, JobPageObject, RetryPolicyObject, SpendObject,
 };
 
 /// The schema type.

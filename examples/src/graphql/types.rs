@@ -70,6 +70,30 @@ impl From<&Blackout> for BlackoutObject {
     }
 }
 
+/// Spending limits, in millionths of a US dollar.
+#[derive(SimpleObject)]
+#[graphql(name = "Budget")]
+pub struct BudgetObject {
+    /// Most spent per UTC day.
+    pub daily_micro_usd: Option<u64>,
+    /// Most spent per UTC month.
+    pub monthly_micro_usd: Option<u64>,
+}
+
+/// What a job spent in its current UTC day and month, in millionths of a US dollar.
+#[derive(SimpleObject)]
+#[graphql(name = "Spend")]
+pub struct SpendObject {
+    /// The day, as `YYYYMMDD` (0: none yet).
+    pub day: u32,
+    /// Spent on that day.
+    pub day_micro_usd: u64,
+    /// The month, as `YYYYMM` (0: none yet).
+    pub month: u32,
+    /// Spent in that month.
+    pub month_micro_usd: u64,
+}
+
 /// How daylight-saving transitions are handled.
 #[derive(SimpleObject)]
 #[graphql(name = "DstPolicy")]
@@ -247,6 +271,35 @@ impl JobObject {
     /// Why the job is paused.
     async fn pause_note(&self) -> Option<&str> {
         self.0.pause_note.as_deref()
+    }
+    /// Spending limits; slots over budget are skipped (errorType `budget_exceeded`).
+    async fn budget(&self) -> Option<BudgetObject> {
+        self.0.budget.map(|b| BudgetObject {
+            daily_micro_usd: b.daily_micro_usd,
+            monthly_micro_usd: b.monthly_micro_usd,
+        })
+    }
+    /// What the job spent in its current UTC day and month.
+    async fn spend(&self) -> SpendObject {
+        let s = self.0.spend;
+        SpendObject {
+            day: s.day,
+            day_micro_usd: s.day_micro_usd,
+            month: s.month,
+            month_micro_usd: s.month_micro_usd,
+        }
+    }
+    /// At most this many executions of the job at once.
+    async fn max_concurrency(&self) -> Option<u32> {
+        self.0.max_concurrency
+    }
+    /// The job is paused after this many consecutive failed attempts.
+    async fn pause_after_failures(&self) -> Option<u32> {
+        self.0.pause_after_failures
+    }
+    /// Failed attempts in a row, up to now.
+    async fn consecutive_failures(&self) -> u32 {
+        self.0.consecutive_failures
     }
     /// Summed duration of the runs, in milliseconds.
     async fn total_duration_ms(&self) -> u64 {
