@@ -1,0 +1,251 @@
+//! `chill serve`: the engine and its HTTP face.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /graphql` | GraphQL queries and mutations |
+//! | `GET /graphql` | the GraphQL IDE page (self-contained: works with no internet access) |
+//! | `GET /graphql` + WebSocket upgrade | subscriptions, protocols `graphql-transport-ws` and `graphql-ws` |
+//! | `GET /healthz` | 200 `ok` when the store answers, 503 with the error otherwise |
+//! | `GET /metrics` | Prometheus text of the `metrics` recorded in this process |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use chill_core::{Chill, ChillHandle, ChillOptions, Store, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::ai::{self, AiChoice};
+use crate::demo_ai::DemoAi;
+use crate::graphql::{self, ChillSchema};
+use crate::{AppError, demo_jobs, metrics, store_url};
+
+/// The IDE page served on `GET /graphql`.
+pub const IDE_PAGE: &str = include_str!("ide.html");
+
+/// What `chill serve` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The store URL (see [`crate::store_url`]).
+    pub store_url: String,
+    /// The address to listen on (`127.0.0.1:0` for a free port).
+    pub listen: String,
+    /// The AI endpoint.
+    pub ai: AiChoice,
+    /// Create the demo jobs in an empty store when the demo AI endpoint is used.
+    pub demo_jobs: bool,
+}
+
+/// The shared state of the routes.
+#[derive(Clone)]
+struct AppState {
+    schema: ChillSchema,
+    store: Arc<dyn Store>,
+}
+
+/// A running server: its engine, its listener and, without an AI endpoint configured, the
+/// demo endpoint.
+pub struct Server {
+    addr: SocketAddr,
+    chill: Chill,
+    engine: ChillHandle,
+    stop_http: oneshot::Sender<()>,
+    http: JoinHandle<()>,
+    demo: Option<DemoAi>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .field("chill", &self.chill)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The routes over an engine.
+pub fn router(chill: Chill) -> Router {
+    let state = AppState {
+        store: chill.store().clone(),
+        schema: graphql::schema(chill),
+    };
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/graphql") }),
+        )
+        .with_state(state)
+}
+
+async fn graphql_post(State(state): State<AppState>, request: GraphQLRequest) -> GraphQLResponse {
+    let response = state.schema.execute(request.into_inner()).await;
+    let outcome = if response.is_ok() { "ok" } else { "error" };
+    ::metrics::counter!(metrics::GRAPHQL_REQUESTS, "outcome" => outcome).increment(1);
+    response.into()
+}
+
+/// A WebSocket upgrade with a GraphQL protocol starts a subscription connection; a plain GET
+/// is answered with the IDE page.
+async fn graphql_get(
+    State(state): State<AppState>,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match (upgrade, protocol) {
+        (Ok(upgrade), Ok(protocol)) => {
+            upgrade
+                .protocols(ALL_WEBSOCKET_PROTOCOLS)
+                .on_upgrade(move |socket| async move {
+                    ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
+                    GraphQLWebSocket::new(socket, state.schema, protocol)
+                        .serve()
+                        .await;
+                    ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
+                })
+        }
+        (Ok(_), Err(_)) => (
+            StatusCode::BAD_REQUEST,
+            "expected the WebSocket subprotocol graphql-transport-ws or graphql-ws",
+        )
+            .into_response(),
+        (Err(_), _) => Html(IDE_PAGE).into_response(),
+    }
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store.next_due_at().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store unreachable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn prometheus() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(),
+    )
+        .into_response()
+}
+
+impl Server {
+    /// Open the store, connect the AI endpoint (starting the demo one if none is
+    /// configured), create the demo jobs if asked and the store is empty, start the engine
+    /// and serve HTTP.
+    pub async fn start(config: ServeConfig) -> Result<Server, AppError> {
+        Server::start_with(config, ChillOptions::default()).await
+    }
+
+    /// [`Server::start`] with engine options.
+    pub async fn start_with(
+        config: ServeConfig,
+        options: ChillOptions,
+    ) -> Result<Server, AppError> {
+        metrics::prometheus();
+        let store = store_url::open_store(&config.store_url).await?;
+        tracing::info!(store = %store_url::redacted(&config.store_url), "store opened");
+        let connected = ai::connect(&config.ai).await?;
+        let chill = Chill::new(store, Arc::new(SystemClock), connected.client, options);
+        if connected.demo.is_some() && config.demo_jobs {
+            demo_jobs::create_if_empty(&chill).await?;
+        }
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| AppError::io(format!("cannot listen on {}", config.listen), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| AppError::io("listener", e))?;
+        let engine = chill.start();
+        let (stop_http, stopped) = oneshot::channel::<()>();
+        let app = router(chill.clone());
+        let http = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+        tracing::info!("GraphQL IDE: http://{addr}/graphql  (health: /healthz, metrics: /metrics)");
+        Ok(Server {
+            addr,
+            chill,
+            engine,
+            stop_http,
+            http,
+            demo: connected.demo,
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The engine.
+    pub fn chill(&self) -> &Chill {
+        &self.chill
+    }
+
+    /// Stop gracefully: stop taking HTTP requests, then stop the engine (running executions
+    /// finish within its grace period or are released for another instance), then the demo
+    /// AI endpoint.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down");
+        let _ = self.stop_http.send(());
+        let _ = self.http.await;
+        self.engine.shutdown().await;
+        if let Some(demo) = self.demo {
+            demo.shutdown().await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

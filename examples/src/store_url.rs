@@ -1,0 +1,89 @@
+//! Store URLs: one match from a URL's scheme to the store that serves it.
+//!
+//! | URL | store |
+//! |---|---|
+//! | `sqlite://chill.db`, `sqlite:chill.db`, `sqlite::memory:` | SQLite (chill-store-sql) |
+//! | `postgres://…`, `postgresql://…` | PostgreSQL (chill-store-sql) |
+//! | `mysql://…`, `mariadb://…` | MySQL / MariaDB (chill-store-sql) |
+//! | `memory:` | the in-memory store (gone when the process ends) |
+//! | `dynamodb://TABLE?endpoint=URL&region=R` | DynamoDB (chill-store-dynamo, not built in yet) |
+
+use std::sync::Arc;
+
+use chill_core::{MemoryStore, Store};
+use chill_store_sql::SqlStore;
+
+use crate::AppError;
+
+/// The kinds of store a URL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// SQLite, PostgreSQL or MySQL/MariaDB through chill-store-sql.
+    Sql,
+    /// The in-memory store.
+    Memory,
+    /// DynamoDB through chill-store-dynamo.
+    DynamoDb,
+}
+
+/// The store kind a URL names, by its scheme.
+///
+/// ```
+/// use chill_examples::store_url::{StoreKind, kind_of};
+/// assert_eq!(kind_of("sqlite://chill.db").unwrap(), StoreKind::Sql);
+/// assert_eq!(kind_of("dynamodb://jobs?region=eu-west-1").unwrap(), StoreKind::DynamoDb);
+/// assert!(kind_of("redis://cache").is_err());
+/// ```
+pub fn kind_of(url: &str) -> Result<StoreKind, AppError> {
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "sqlite" | "postgres" | "postgresql" | "mysql" | "mariadb" => Ok(StoreKind::Sql),
+        "memory" => Ok(StoreKind::Memory),
+        "dynamodb" => Ok(StoreKind::DynamoDb),
+        _ => Err(AppError::UnknownStore {
+            scheme: scheme.chars().take(20).collect(),
+        }),
+    }
+}
+
+/// Open the store a URL names (SQL stores run their migrations).
+pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, AppError> {
+    let store: Arc<dyn Store> = match kind_of(url)? {
+        StoreKind::Sql => Arc::new(SqlStore::connect(url).await?),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+        StoreKind::DynamoDb => {
+            return Err(AppError::StoreNotBuiltIn {
+                scheme: "dynamodb",
+                krate: "chill-store-dynamo",
+            });
+        }
+    };
+    Ok(store)
+}
+
+/// A URL for logs: the password, if any, replaced by `***`.
+///
+/// ```
+/// use chill_examples::store_url::redacted;
+/// assert_eq!(redacted("postgres://app:s3cret@db/app"), "postgres://app:***@db/app");
+/// assert_eq!(redacted("sqlite://chill.db"), "sqlite://chill.db");
+/// ```
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}

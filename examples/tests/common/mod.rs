@@ -1,0 +1,259 @@
+//! Helpers of the end-to-end tests: a real AI endpoint, a GraphQL client over HTTP and over
+//! WebSocket, temporary SQLite files.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The longest a test waits for one event before failing (a hang guard, not a measurement).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// An AI endpoint for the tests: `POST /query` answers `answer: PROMPT`; a prompt starting
+/// with `fail-once` fails its first call with 503.
+pub struct AiServer {
+    pub addr: SocketAddr,
+    pub calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl AiServer {
+    pub async fn start() -> AiServer {
+        let calls: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let app = axum::Router::new()
+            .route("/query", axum::routing::post(answer))
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        AiServer { addr, calls }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/query", self.addr)
+    }
+
+    pub fn calls_of(&self, prompt: &str) -> u32 {
+        self.calls.lock().unwrap().get(prompt).copied().unwrap_or(0)
+    }
+}
+
+async fn answer(
+    State(calls): State<Arc<Mutex<HashMap<String, u32>>>>,
+    Json(body): Json<Value>,
+) -> Response {
+    let prompt = body["prompt"].as_str().unwrap_or_default().to_string();
+    let before = {
+        let mut calls = calls.lock().unwrap();
+        let n = calls.entry(prompt.clone()).or_insert(0);
+        *n += 1;
+        *n - 1
+    };
+    if prompt.starts_with("fail-once") && before == 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"error": "try again"})),
+        )
+            .into_response();
+    }
+    Json(json!({
+        "result": format!("answer: {prompt}"),
+        "toolsUsed": ["slack"],
+        "metadata": {"call": before + 1},
+        "error": null,
+    }))
+    .into_response()
+}
+
+/// A SQLite file in a fresh temporary directory (removed with the value).
+pub struct TempDb {
+    pub dir: PathBuf,
+}
+
+impl TempDb {
+    pub fn new(name: &str) -> TempDb {
+        let dir = std::env::temp_dir().join(format!(
+            "chill-examples-{name}-{}-{}",
+            std::process::id(),
+            uuid_like()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDb { dir }
+    }
+
+    pub fn url(&self, file: &str) -> String {
+        format!("sqlite://{}", self.dir.join(file).display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn uuid_like() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// A GraphQL client over HTTP.
+pub struct Gql {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Gql {
+    pub fn new(addr: SocketAddr) -> Gql {
+        Gql {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The whole response (`data` and `errors`).
+    pub async fn request(&self, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables}).to_string();
+        let response = self
+            .http
+            .post(format!("{}/graphql", self.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    }
+
+    /// `data`, asserting there were no errors.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.request(query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response}"
+        );
+        response["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A GraphQL subscription over WebSocket, in either protocol.
+pub struct Subscription {
+    socket: Socket,
+    legacy: bool,
+}
+
+impl Subscription {
+    /// Connect with `graphql-transport-ws` (or the older `graphql-ws` when `legacy`) and
+    /// subscribe.
+    pub async fn start(
+        addr: SocketAddr,
+        query: &str,
+        variables: Value,
+        legacy: bool,
+    ) -> Subscription {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        let protocol = if legacy {
+            "graphql-ws"
+        } else {
+            "graphql-transport-ws"
+        };
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"]
+                .to_str()
+                .unwrap(),
+            protocol
+        );
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": {}}),
+        )
+        .await;
+        let ack = recv(&mut socket).await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let kind = if legacy { "start" } else { "subscribe" };
+        send(
+            &mut socket,
+            json!({"id": "1", "type": kind, "payload": {"query": query, "variables": variables}}),
+        )
+        .await;
+        Subscription { socket, legacy }
+    }
+
+    /// The next result's `data` (errors fail the test).
+    pub async fn next(&mut self) -> Value {
+        let data_type = if self.legacy { "data" } else { "next" };
+        loop {
+            let message = recv(&mut self.socket).await;
+            match message["type"].as_str() {
+                Some(t) if t == data_type => {
+                    assert!(
+                        message["payload"].get("errors").is_none(),
+                        "subscription error: {message}"
+                    );
+                    return message["payload"]["data"].clone();
+                }
+                Some("ping") => send(&mut self.socket, json!({"type": "pong"})).await,
+                Some("ka" | "pong") => {}
+                _ => panic!("unexpected message: {message}"),
+            }
+        }
+    }
+
+    /// The next error message of the subscription.
+    pub async fn next_error(&mut self) -> Value {
+        recv(&mut self.socket).await
+    }
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+async fn recv(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("no WebSocket message in time")
+            .expect("the WebSocket closed")
+            .unwrap();
+        match message {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected WebSocket message: {other:?}"),
+        }
+    }
+}
