@@ -13,14 +13,12 @@ pub enum AppError {
         /// The scheme as given.
         scheme: String,
     },
-    /// The store URL names a store whose crate is not part of this build yet.
-    #[error("store: {scheme}:// stores are not built in yet (they come with the crate {krate})")]
-    StoreNotBuiltIn {
-        /// The scheme.
-        scheme: &'static str,
-        /// The crate that adds it.
-        krate: &'static str,
-    },
+    /// A `dynamodb://` URL could not be used; the message names the part.
+    #[error("store: {0}")]
+    DynamoUrl(String),
+    /// The DynamoDB store could not be opened.
+    #[error("store: {0}")]
+    Dynamo(#[from] chill_store_dynamo::DynamoError),
     /// The SQL store could not be opened.
     #[error("store: {0}")]
     Sql(#[from] chill_store_sql::SqlError),

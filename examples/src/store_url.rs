@@ -6,7 +6,7 @@
 //! | `postgres://…`, `postgresql://…` | PostgreSQL (chill-store-sql) |
 //! | `mysql://…`, `mariadb://…` | MySQL / MariaDB (chill-store-sql) |
 //! | `memory:` | the in-memory store (gone when the process ends) |
-//! | `dynamodb://TABLE?endpoint=URL&region=R` | DynamoDB (chill-store-dynamo, not built in yet) |
+//! | `dynamodb://TABLE?endpoint=URL&region=R` | DynamoDB (chill-store-dynamo; the table and its indexes are created if missing) |
 
 use std::sync::Arc;
 
@@ -57,13 +57,50 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, AppError> {
         StoreKind::Sql => Arc::new(SqlStore::connect(url).await?),
         StoreKind::Memory => Arc::new(MemoryStore::new()),
         StoreKind::DynamoDb => {
-            return Err(AppError::StoreNotBuiltIn {
-                scheme: "dynamodb",
-                krate: "chill-store-dynamo",
-            });
+            let store = chill_store_dynamo::DynamoStore::connect(dynamo_options(url)?).await?;
+            store.ensure_table().await?;
+            Arc::new(store)
         }
     };
     Ok(store)
+}
+
+/// The DynamoDB options of a `dynamodb://TABLE?endpoint=URL&region=R` URL (both parameters
+/// optional: the standard AWS configuration supplies the rest).
+///
+/// ```
+/// use chill_examples::store_url::dynamo_options;
+/// let o = dynamo_options("dynamodb://chill?endpoint=http://127.0.0.1:8000&region=eu-west-1").unwrap();
+/// assert_eq!(o.table_name, "chill");
+/// assert_eq!(o.endpoint_url.as_deref(), Some("http://127.0.0.1:8000"));
+/// assert_eq!(o.region.as_deref(), Some("eu-west-1"));
+/// assert!(dynamo_options("dynamodb://?region=x").unwrap_err().to_string().contains("table name"));
+/// assert!(dynamo_options("dynamodb://t?colour=red").unwrap_err().to_string().contains("colour"));
+/// ```
+pub fn dynamo_options(url: &str) -> Result<chill_store_dynamo::DynamoOptions, AppError> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| AppError::DynamoUrl(format!("'{url}' is not dynamodb://TABLE?...")))?;
+    let (table, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if table.is_empty() {
+        return Err(AppError::DynamoUrl(
+            "dynamodb:// needs a table name: dynamodb://TABLE?endpoint=URL&region=R".into(),
+        ));
+    }
+    let mut options = chill_store_dynamo::DynamoOptions::new(table);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("endpoint", v)) if !v.is_empty() => options = options.with_endpoint_url(v),
+            Some(("region", v)) if !v.is_empty() => options = options.with_region(v),
+            _ => {
+                return Err(AppError::DynamoUrl(format!(
+                    "dynamodb:// parameter '{pair}' is not endpoint=URL or region=R"
+                )));
+            }
+        }
+    }
+    Ok(options)
 }
 
 /// A URL for logs: the password, if any, replaced by `***`.

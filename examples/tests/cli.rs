@@ -343,21 +343,59 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
 
 #[test]
 fn store_urls_are_checked() {
-    let dynamo = chill(&[
-        "jobs",
-        "list",
-        "--store",
-        "dynamodb://jobs?region=eu-west-1",
-    ]);
-    assert!(!dynamo.status.success());
+    let bad = chill(&["jobs", "list", "--store", "dynamodb://jobs?colour=red"]);
+    assert!(!bad.status.success());
     assert!(
-        stderr(&dynamo).contains("not built in yet"),
+        stderr(&bad).contains("parameter 'colour=red'"),
         "{}",
-        stderr(&dynamo)
+        stderr(&bad)
     );
     let unknown = chill(&["jobs", "list", "--store", "redis://cache"]);
     assert!(!unknown.status.success());
     assert!(stderr(&unknown).contains("unknown URL scheme 'redis'"));
+}
+
+/// A `dynamodb://` store URL against the DynamoDB server `scripts/test` starts (moto): the
+/// table is created, a job written and listed back.
+#[test]
+fn a_dynamodb_url_opens_a_table_on_a_real_server() {
+    let Ok(endpoint) = std::env::var("CHILL_TEST_DYNAMODB_ENDPOINT") else {
+        assert!(
+            std::env::var("CHILL_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "CHILL_TEST_DYNAMODB_ENDPOINT is not set and CHILL_REQUIRE_SERVICES=1"
+        );
+        eprintln!("skipping: no DynamoDB server (CHILL_TEST_DYNAMODB_ENDPOINT)");
+        return;
+    };
+    let table = format!("cli{}", std::process::id());
+    let url = format!("dynamodb://{table}?endpoint={endpoint}&region=us-east-1");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chill"))
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CHILL_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let created = run(&[
+        "jobs",
+        "create",
+        "--store",
+        &url,
+        "--json",
+        "--name",
+        "On Dynamo",
+        "--prompt",
+        "p",
+        "--schedule",
+        "@daily",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let listed = run(&["jobs", "list", "--store", &url, "--json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(listed[0]["name"], "On Dynamo");
 }
 
 /// A long-running `chill` command: its log lines as they come.

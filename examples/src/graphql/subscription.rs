@@ -29,7 +29,7 @@ fn events(events: EventStream) -> impl Stream<Item = Event> {
 }
 
 fn wanted(filter: Option<JobId>, event: &Event) -> bool {
-    filter.is_none_or(|id| event.job_id() == id)
+    filter.is_none_or(|id| event.job_id() == Some(id))
 }
 
 fn optional_job_id(field: &str, id: Option<ID>) -> Result<Option<JobId>> {
@@ -58,12 +58,16 @@ impl SubscriptionRoot {
                         | Event::JobPaused(job)
                         | Event::JobResumed(job) => Some(Some(JobObject(job))),
                         Event::JobDeleted { hard: true, .. } => None,
-                        other => match chill.get_job(&other.job_id()).await {
-                            Ok(job) => job.map(|j| Some(JobObject(j))),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "cannot read a job for a subscriber");
-                                None
-                            }
+                        other => match other.job_id() {
+                            // Alerts about no job, breaker changes: not a job's status.
+                            None => None,
+                            Some(id) => match chill.get_job(&id).await {
+                                Ok(job) => job.map(|j| Some(JobObject(j))),
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "cannot read a job for a subscriber");
+                                    None
+                                }
+                            },
                         },
                     }
                 }
