@@ -95,6 +95,7 @@ fn secrets_stay_out_of_logs_at_info_and_above_and_spans_carry_the_correlation_id
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
+        .with_ansi(false)
         .with_max_level(Level::TRACE)
         .with_span_events(FmtSpan::CLOSE)
         .without_time()
