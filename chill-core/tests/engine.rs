@@ -1823,6 +1823,61 @@ fn ahead(id: &str) -> ChillOptions {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn runs_claimed_ahead_for_one_instant_all_start_before_any_of_them_finishes() {
+    // Forty jobs due at 00:30, claimed ahead. The store answers each run's last check with a
+    // latency of its own, so the runs start at different moments, and the AI answers at once:
+    // the first runs would finish while the others still wait to start, unless they wait.
+    // (Each run's lease, held from its claim, covers the minute of waiting.)
+    let w = World::new();
+    w.ai.set_default(ok_after(0));
+    let admin = w.engine("admin");
+    for i in 0..40 {
+        admin
+            .create_job(spec(&format!("job {i}"), "30 0 * * *"))
+            .await
+            .unwrap();
+    }
+    let latency = Faults {
+        max_latency: Duration::from_millis(800),
+        ..Faults::NONE
+    };
+    // A minute ahead: every claim (each slowed down as well) is made before 00:30.
+    let chill = w.engine_on(
+        w.faulty(latency, 7),
+        options("a").with_claim_ahead(secs(60)),
+    );
+    let mut events = chill.subscribe();
+    let handle = chill.start();
+    w.run_to(at(31, 0)).await;
+
+    let order: Vec<&str> = drain(&mut events)
+        .iter()
+        .filter_map(|e| match e {
+            Event::ExecutionStarted(_) => Some("started"),
+            Event::ExecutionFinished(e) if e.status == Success => Some("finished"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order.len(),
+        80,
+        "forty runs started and succeeded: {order:?}"
+    );
+    let call_times: HashSet<DateTime<Utc>> = w.ai.calls().iter().map(|c| c.at).collect();
+    assert!(
+        call_times.len() > 1 && call_times.iter().all(|t| *t >= at(30, 0)),
+        "the runs started at different moments, none early: {call_times:?}"
+    );
+    let last_start = order.iter().rposition(|k| *k == "started");
+    let first_finish = order.iter().position(|k| *k == "finished");
+    assert!(
+        first_finish > last_start,
+        "a run finished before the last of its instant started: {order:?}"
+    );
+    handle.abort();
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn a_slot_claimed_ahead_is_claimed_before_its_due_time_and_calls_the_ai_at_it() {
     let w = World::new();
     w.ai.script("ahead", vec![ok_after(10)]);

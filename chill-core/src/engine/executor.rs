@@ -39,7 +39,6 @@ pub(crate) async fn run(inner: Arc<Inner>, execution: Execution, job: Job) {
 }
 
 async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
-    let started = Event::ExecutionStarted(execution.clone());
     let timeout = Duration::from_secs(u64::from(job.timeout));
     let request = AiRequest {
         payload: execution.request_payload.clone(),
@@ -47,19 +46,23 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         job_id: execution.job_id,
         execution_id: execution.id,
     };
+    let mut group = None;
     if execution.started_at > inner.now() {
-        // Claimed ahead of its slot (the event and the request are ready): wait for the slot's
-        // due time, then make sure the job was not paused or deleted meanwhile.
+        // Claimed ahead of its slot (the request is ready): wait for the slot's due time, then
+        // make sure the job was not paused or deleted meanwhile.
+        let pending = group.insert(inner.start_groups.join(execution.started_at));
         inner.clock.sleep_until(execution.started_at).await;
         if !still_active(&inner, &execution).await {
+            pending.started();
             tracing::info!("job paused or deleted after its slot was claimed ahead; run cancelled");
             cancel_unstarted(&inner, &execution).await;
             return;
         }
+        pending.started();
     }
     tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
     tracing::debug!(prompt_chars = execution.request_payload.prompt.chars().count(), system_prompt_chars = execution.request_payload.system_prompt.as_ref().map_or(0, |p| p.chars().count()), metadata = %telemetry::redacted_metadata(&job.metadata, &inner.options.redacted_metadata_keys), "request");
-    inner.emit(started);
+    inner.emit_with(|| Event::ExecutionStarted(execution.clone()));
     let deadline = inner.clock.now() + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let called_at = inner.clock.now();
     let (admission, transition) = inner.breaker.admit(called_at);
@@ -98,8 +101,12 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
         CallEnd::Answered(answer) => answer,
     };
     // Let the executions due at the same instant call the AI before this one writes its end:
-    // with a herd, each start waits for fewer finishes. One extra poll of this task.
-    tokio::task::yield_now().await;
+    // a run claimed ahead waits for its whole group to start; any other yields once, so that
+    // with a herd each start waits for fewer finishes.
+    match &mut group {
+        Some(pending) => pending.all_started().await,
+        None => tokio::task::yield_now().await,
+    }
     let latency = (now - called_at).num_milliseconds().max(0) as u64;
     let (record, next_attempt) = conclude(&inner, &execution, &job, answer, latency, now);
     // Boxed: keeps the spawned execution future small (tokio moves it several times).
@@ -345,7 +352,7 @@ pub(crate) async fn finish(
                     .spend()
                     .add(finish.stats.completed_at, finish.stats.cost_micro_usd);
             }
-            inner.emit(Event::ExecutionFinished(finish.execution.clone()));
+            inner.emit_with(|| Event::ExecutionFinished(finish.execution.clone()));
             if finish.stats.counted && finish.stats.status.is_failure() {
                 pause_if_failing(inner, &finish.execution).await;
             }

@@ -31,6 +31,7 @@ mod options;
 mod planner;
 mod retry;
 mod scheduler;
+mod start_groups;
 mod traced_store;
 
 use std::collections::{HashMap, VecDeque};
@@ -104,6 +105,8 @@ pub(crate) struct Inner {
     spend: Mutex<maintenance::GlobalSpend>,
     /// When each alert was last raised.
     raised: Mutex<maintenance::Raised>,
+    /// Runs claimed ahead, grouped by the instant they are due.
+    start_groups: start_groups::StartGroups,
 }
 
 impl Inner {
@@ -183,6 +186,14 @@ impl Inner {
     fn emit(&self, event: Event) {
         // No subscribers is fine; a slow one lags (broadcast never blocks the sender).
         let _ = self.events.send(event);
+    }
+
+    /// [`Inner::emit`] for an event that is costly to build (a clone of an execution): built
+    /// only when someone subscribes.
+    fn emit_with(&self, event: impl FnOnce() -> Event) {
+        if self.events.receiver_count() > 0 {
+            self.emit(event());
+        }
     }
 
     /// Exponential backoff for the `n`-th consecutive store failure of a loop.
@@ -464,6 +475,7 @@ impl ChillBuilder {
                 triggers: Mutex::new(HashMap::new()),
                 spend: Mutex::new(maintenance::GlobalSpend::default()),
                 raised: Mutex::new(HashMap::new()),
+                start_groups: start_groups::StartGroups::default(),
                 options,
             }),
         }

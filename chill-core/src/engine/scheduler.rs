@@ -185,8 +185,13 @@ async fn claim_due(
             }
             inner.emit(Event::ExecutionSkipped(skipped));
         }
-        for (run, permit) in plan.runs.into_iter().zip(permits) {
-            inner.dispatch(run, job.clone(), Some(permit));
+        // The job goes to its last run; only the others take a copy.
+        let mut runs: Vec<_> = plan.runs.into_iter().zip(permits).collect();
+        if let Some((last, permit)) = runs.pop() {
+            for (run, permit) in runs {
+                inner.dispatch(run, job.clone(), Some(permit));
+            }
+            inner.dispatch(last, job, Some(permit));
         }
     }
     // A full batch may hide more due jobs; one with a slot decided when due stops the round

@@ -53,6 +53,10 @@ impl Store for TracedStore {
         traced("get_job", self.inner.get_job(id)).await
     }
 
+    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
+        traced("job_is_active", self.inner.job_is_active(id)).await
+    }
+
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
         traced("update_job", self.inner.update_job(job, expected_version)).await
     }

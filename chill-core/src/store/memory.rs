@@ -545,23 +545,24 @@ impl Store for MemoryStore {
             s.put_execution(next.clone());
         }
         let mut promoted = None;
-        if let Some(job) = s.jobs.get(&finish.execution.job_id) {
-            let mut job = job.clone();
-            apply_stats(&mut job, &finish.stats);
+        // The job is updated in place: the statistics and the buffered run never move its
+        // place in the due index.
+        let state = &mut *s;
+        if let Some(job) = state.jobs.get_mut(&finish.execution.job_id) {
+            apply_stats(job, &finish.stats);
             if let (Some(lease), Some(buffered)) = (&finish.promote, job.buffered_execution_id) {
                 job.buffered_execution_id = None;
-                if let Some(b) = s.executions.get(&buffered) {
+                if let Some(b) = state.executions.get(&buffered) {
                     let now = finish
                         .execution
                         .completed_at
                         .unwrap_or(finish.execution.started_at);
                     let mut b = b.clone();
                     State::start(&mut b, lease, now);
-                    State::mark_started(&mut job, 1, now);
+                    State::mark_started(job, 1, now);
                     promoted = Some(Box::new(b));
                 }
             }
-            s.put_job(job);
         }
         if let Some(b) = &promoted {
             s.put_execution((**b).clone());
