@@ -2,58 +2,22 @@
 //! fresh store of its own (so that a failure names it), and the whole suite on one store that
 //! other data already shares.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chill_core::testkit::conformance::{self, Capabilities};
 use chill_core::{MemoryStore, Store};
 
-/// One test per behaviour, each on a fresh store: `name` for a behaviour taking `&dyn Store`,
-/// `arc name` for a race taking `Arc<dyn Store>`.
-macro_rules! behaviours {
-    ($($kind:ident $name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                behaviours!(@call $kind $name);
-            }
-        )*
-    };
-    (@call by_ref $name:ident) => {
-        conformance::$name(&MemoryStore::new(), &Capabilities::default()).await
-    };
-    (@call by_arc $name:ident) => {
-        conformance::$name(Arc::new(MemoryStore::new()), &Capabilities::default()).await
-    };
+/// Each behaviour on a fresh store.
+async fn fresh<F, Fut>(_name: &str, test: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(Arc::new(MemoryStore::new())).await
 }
 
-behaviours! {
-    by_ref job_round_trip,
-    by_ref job_update,
-    by_ref job_delete,
-    by_ref list_jobs_pagination,
-    by_ref list_jobs_filters,
-    by_ref list_executions,
-    by_ref claim_slots_conditions,
-    by_ref claim_slots_effects,
-    by_ref start_manual,
-    by_ref renew_lease,
-    by_ref expired_leases,
-    by_ref finish_fencing,
-    by_ref finish_effects,
-    by_ref retry_attempts,
-    by_ref buffer_promotion,
-    by_ref due_jobs,
-    by_ref next_due_at,
-    by_ref retention,
-    by_ref retention_batches,
-    by_ref list_finished,
-    by_ref statistics_tally,
-    by_ref spend_and_streak,
-    by_arc claim_slots_race,
-    by_arc slot_and_manual_race,
-    by_arc claim_attempt_race,
-    by_arc concurrent_finishes,
-}
+chill_core::store_conformance_tests!(fresh);
 
 /// The whole suite, twice, on one store that already holds other jobs and executions: the
 /// behaviours must isolate themselves from each other and from foreign data.

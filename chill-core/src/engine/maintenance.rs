@@ -152,31 +152,31 @@ pub(crate) async fn metrics_round(inner: &Arc<Inner>) -> Result<Summary, StoreEr
         if stats.runs < rules.min_runs.max(1) {
             continue;
         }
-        if stats.failure_percent() > u64::from(rules.failure_percent) {
-            let message = format!(
-                "job {job_id}: {} of {} runs failed in the last {} min ({}%, threshold {}%)",
+        let checks = [
+            (
+                AlertKind::ProblematicJob,
+                "failed",
                 stats.failures,
-                stats.runs,
-                window.num_minutes(),
                 stats.failure_percent(),
-                rules.failure_percent
-            );
-            inner
-                .raise(AlertKind::ProblematicJob, Some(*job_id), message)
-                .await;
-        }
-        if stats.timeout_percent() > u64::from(rules.timeout_percent) {
-            let message = format!(
-                "job {job_id}: {} of {} runs timed out in the last {} min ({}%, threshold {}%)",
+                rules.failure_percent,
+            ),
+            (
+                AlertKind::HighTimeoutRate,
+                "timed out",
                 stats.timeouts,
-                stats.runs,
-                window.num_minutes(),
                 stats.timeout_percent(),
-                rules.timeout_percent
-            );
-            inner
-                .raise(AlertKind::HighTimeoutRate, Some(*job_id), message)
-                .await;
+                rules.timeout_percent,
+            ),
+        ];
+        for (kind, what, count, percent, threshold) in checks {
+            if percent > u64::from(threshold) {
+                let message = format!(
+                    "job {job_id}: {count} of {} runs {what} in the last {} min ({percent}%, threshold {threshold}%)",
+                    stats.runs,
+                    window.num_minutes(),
+                );
+                inner.raise(kind, Some(*job_id), message).await;
+            }
         }
     }
     Ok(summary)

@@ -12,6 +12,7 @@
 //! Timestamps are stored with millisecond precision; the engine only produces such values.
 
 mod error;
+pub(crate) mod forward;
 mod memory;
 mod page;
 

@@ -64,6 +64,93 @@ impl Default for Capabilities {
     }
 }
 
+/// One `#[tokio::test]` per behaviour of the [conformance suite](crate::testkit::conformance),
+/// each on a fresh store, so that a failure names the behaviour. The tests run on tokio's
+/// multi-thread runtime (4 workers) with the default [`Capabilities`](crate::testkit::conformance::Capabilities);
+/// the calling crate needs `tokio` (features `macros`, `rt-multi-thread`) among its
+/// dev-dependencies.
+///
+/// The argument is a function `fresh(name: &str, test)` that gives `test` (an
+/// `FnOnce(Arc<dyn Store>) -> impl Future<Output = ()>`, cloneable) a store of its own, as many
+/// times as the backend has variants, and cleans up afterwards; `name` is the behaviour's.
+///
+/// ```no_run
+/// use std::future::Future;
+/// use std::sync::Arc;
+/// use chill_core::{MemoryStore, Store};
+///
+/// async fn fresh<F, Fut>(_name: &str, test: F)
+/// where
+///     F: FnOnce(Arc<dyn Store>) -> Fut,
+///     Fut: Future<Output = ()>,
+/// {
+///     test(Arc::new(MemoryStore::new())).await
+/// }
+///
+/// chill_core::store_conformance_tests!(fresh);
+/// ```
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($fresh:expr) => {
+        $crate::store_conformance_tests! { @each $fresh;
+            by_ref job_round_trip,
+            by_ref job_update,
+            by_ref job_delete,
+            by_ref list_jobs_pagination,
+            by_ref list_jobs_filters,
+            by_ref list_executions,
+            by_ref claim_slots_conditions,
+            by_ref claim_slots_effects,
+            by_ref start_manual,
+            by_ref renew_lease,
+            by_ref expired_leases,
+            by_ref finish_fencing,
+            by_ref finish_effects,
+            by_ref retry_attempts,
+            by_ref buffer_promotion,
+            by_ref due_jobs,
+            by_ref next_due_at,
+            by_ref retention,
+            by_ref retention_batches,
+            by_ref list_finished,
+            by_ref statistics_tally,
+            by_ref spend_and_streak,
+            by_arc claim_slots_race,
+            by_arc slot_and_manual_race,
+            by_arc claim_attempt_race,
+            by_arc concurrent_finishes,
+        }
+    };
+    (@each $fresh:expr; $($kind:ident $name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                ($fresh)(
+                    stringify!($name),
+                    |store: ::std::sync::Arc<dyn $crate::Store>| async move {
+                        $crate::store_conformance_tests!(@call $kind $name store);
+                    },
+                )
+                .await;
+            }
+        )*
+    };
+    (@call by_ref $name:ident $store:ident) => {
+        $crate::testkit::conformance::$name(
+            &*$store,
+            &$crate::testkit::conformance::Capabilities::default(),
+        )
+        .await
+    };
+    (@call by_arc $name:ident $store:ident) => {
+        $crate::testkit::conformance::$name(
+            $store,
+            &$crate::testkit::conformance::Capabilities::default(),
+        )
+        .await
+    };
+}
+
 /// Runs every behaviour of the suite on one store, one after another. The store is an `Arc`
 /// because the race behaviours spawn tasks that share it.
 pub async fn run_all(store: Arc<dyn Store>, caps: &Capabilities) {

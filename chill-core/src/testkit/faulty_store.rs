@@ -1,20 +1,14 @@
 //! A store wrapper that injects faults: seeded random errors and latency, and outages.
 
+use crate::store::forward::{Access, forward_store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
 use crate::clock::Clock;
-use crate::model::{Execution, ExecutionId, Job, JobId};
 use crate::rng::Rng;
-use crate::store::{
-    Finish, FinishOutcome, JobFilter, Lease, ManualStart, Page, PageRequest, SlotClaim, Store,
-    StoreError,
-};
+use crate::store::{Store, StoreError};
 
 /// How often and how a [`FaultyStore`] fails.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -160,165 +154,13 @@ impl FaultyStore {
     }
 }
 
-#[async_trait]
-impl Store for FaultyStore {
-    async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
-        self.before("create_job").await?;
-        let r = self.inner.create_job(job).await;
-        self.after("create_job", r)
+// Reads and writes are delayed and may fail before they reach the store; a write may also
+// lose its reply after it took effect.
+forward_store!(FaultyStore, |this, op, access, call| {
+    this.before(op).await?;
+    let result = call.await;
+    match access {
+        Access::Write => this.after(op, result),
+        Access::Read => result,
     }
-
-    async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
-        self.before("get_job").await?;
-        self.inner.get_job(id).await
-    }
-
-    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
-        self.before("job_is_active").await?;
-        self.inner.job_is_active(id).await
-    }
-
-    async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
-        self.before("update_job").await?;
-        let r = self.inner.update_job(job, expected_version).await;
-        self.after("update_job", r)
-    }
-
-    async fn delete_job(&self, id: &JobId) -> Result<bool, StoreError> {
-        self.before("delete_job").await?;
-        let r = self.inner.delete_job(id).await;
-        self.after("delete_job", r)
-    }
-
-    async fn list_jobs(
-        &self,
-        filter: &JobFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Job>, StoreError> {
-        self.before("list_jobs").await?;
-        self.inner.list_jobs(filter, page).await
-    }
-
-    async fn get_execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-        self.before("get_execution").await?;
-        self.inner.get_execution(id).await
-    }
-
-    async fn list_executions(
-        &self,
-        job_id: &JobId,
-        page: &PageRequest,
-    ) -> Result<Page<Execution>, StoreError> {
-        self.before("list_executions").await?;
-        self.inner.list_executions(job_id, page).await
-    }
-
-    async fn due_jobs(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Job>, StoreError> {
-        self.before("due_jobs").await?;
-        self.inner.due_jobs(now, limit).await
-    }
-
-    async fn due_attempts(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Execution>, StoreError> {
-        self.before("due_attempts").await?;
-        self.inner.due_attempts(now, limit).await
-    }
-
-    async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.before("next_due_at").await?;
-        self.inner.next_due_at().await
-    }
-
-    async fn claim_slots(&self, claim: &SlotClaim) -> Result<bool, StoreError> {
-        self.before("claim_slots").await?;
-        let r = self.inner.claim_slots(claim).await;
-        self.after("claim_slots", r)
-    }
-
-    async fn start_manual(
-        &self,
-        execution: &Execution,
-        require_idle: bool,
-    ) -> Result<ManualStart, StoreError> {
-        self.before("start_manual").await?;
-        let r = self.inner.start_manual(execution, require_idle).await;
-        self.after("start_manual", r)
-    }
-
-    async fn claim_attempt(
-        &self,
-        id: &ExecutionId,
-        lease: &Lease,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Execution>, StoreError> {
-        self.before("claim_attempt").await?;
-        let r = self.inner.claim_attempt(id, lease, now).await;
-        self.after("claim_attempt", r)
-    }
-
-    async fn renew_lease(
-        &self,
-        id: &ExecutionId,
-        owner: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.before("renew_lease").await?;
-        let r = self.inner.renew_lease(id, owner, expires_at).await;
-        self.after("renew_lease", r)
-    }
-
-    async fn finish(&self, finish: &Finish) -> Result<FinishOutcome, StoreError> {
-        self.before("finish").await?;
-        let r = self.inner.finish(finish).await;
-        self.after("finish", r)
-    }
-
-    async fn expired_leases(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Execution>, StoreError> {
-        self.before("expired_leases").await?;
-        self.inner.expired_leases(now, limit).await
-    }
-
-    async fn delete_executions_before(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<u64, StoreError> {
-        self.before("delete_executions_before").await?;
-        let r = self.inner.delete_executions_before(before, limit).await;
-        self.after("delete_executions_before", r)
-    }
-
-    async fn list_finished(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-        page: &PageRequest,
-    ) -> Result<Page<Execution>, StoreError> {
-        self.before("list_finished").await?;
-        let r = self.inner.list_finished(from, to, page).await;
-        self.after("list_finished", r)
-    }
-
-    async fn executions_before(
-        &self,
-        before: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<Execution>, StoreError> {
-        self.before("executions_before").await?;
-        let r = self.inner.executions_before(before, limit).await;
-        self.after("executions_before", r)
-    }
-
-    async fn delete_executions(&self, ids: &[ExecutionId]) -> Result<u64, StoreError> {
-        self.before("delete_executions").await?;
-        let r = self.inner.delete_executions(ids).await;
-        self.after("delete_executions", r)
-    }
-}
+});
