@@ -1,6 +1,8 @@
 //! The connection to the database is cut (by a small TCP proxy inside the test) while an engine
 //! runs, then restored: the store reports `Unavailable` meanwhile, the engine keeps running,
-//! and afterwards nothing was lost or run twice.
+//! and afterwards nothing was lost or run twice: the jobs' schedule window ends 10 s after
+//! their creation, and once the engine has recorded every slot of it each has exactly one
+//! record (the testkit's multi-instance check).
 
 #![cfg(any(feature = "postgres", feature = "mysql"))]
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
@@ -11,8 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use chill_core::testkit::multi_instance::{
+    CountingAi, check, every_second, fast_options, wait_until_finished,
+};
 use chill_core::{Chill, Error, Store, StoreError, SystemClock};
-use common::engine::{CountingAi, check, every_second, fast_options};
+use chrono::{SubsecRound, TimeDelta, Utc};
 use common::{Kind, with_db};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::AbortHandle;
@@ -120,9 +125,11 @@ async fn cut_and_restore(kind: Kind) {
             ai.clone(),
             fast_options("proxied").with_lease_duration(Duration::from_secs(60)),
         );
+        // Three seconds before the cut, three of it, four after.
+        let end = (Utc::now() + TimeDelta::seconds(10)).trunc_subsecs(0);
         let mut jobs = Vec::new();
         for i in 0..20 {
-            jobs.push(chill.create_job(every_second(i)).await.unwrap());
+            jobs.push(chill.create_job(every_second(i, end)).await.unwrap());
         }
         let engine = chill.start();
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -138,7 +145,12 @@ async fn cut_and_restore(kind: Kind) {
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
         proxy.restore();
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        if let Err(outstanding) =
+            wait_until_finished(&direct, std::slice::from_ref(&chill), Duration::from_secs(120))
+                .await
+        {
+            panic!("{kind:?}: the engine did not finish the jobs' slots: {outstanding}");
+        }
 
         // The engine kept running: after the cut it ran more executions, and reads work again.
         assert!(store.get_job(&jobs[0].id).await.unwrap().is_some());
@@ -151,15 +163,17 @@ async fn cut_and_restore(kind: Kind) {
         );
         let tally = check(&direct, &jobs, &ai).await;
         println!(
-            "{kind:?}: {} slots recorded, {} executions ({} successes, {} retries, {} running), {} AI calls",
+            "{kind:?}: {} of {} slots recorded, {} executions ({} successes, {} retries, {} running), {} AI calls",
             tally.slots,
+            tally.expected_slots,
             tally.executions,
             tally.successes,
             tally.retries,
             tally.running,
             after
         );
-        tally.assert_clean(kind);
+        tally.assert_clean(format!("{kind:?}"));
+        assert_eq!(tally.slots, tally.expected_slots, "{kind:?}: every slot recorded");
         direct.close().await;
         drop(proxy);
     })

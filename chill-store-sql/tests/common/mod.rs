@@ -14,8 +14,6 @@ use std::sync::Arc;
 
 use chill_store_sql::{SqlOptions, SqlStore};
 
-pub(crate) mod engine;
-
 /// Which database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
