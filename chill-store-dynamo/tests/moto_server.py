@@ -17,6 +17,10 @@ Two changes to the stock server, both about how moto runs, not about what Dynamo
    condition fails), which takes time proportional to the table: about 0.3 s per
    transaction at 2,000 items. With requests serialized, a snapshot of just the items the
    transaction names gives the same rollback.
+3. Queries without a sort of the whole table. moto answers every Query by reading
+   `Table.all_items()`, which sorts every item of the table by key (with Python-level key
+   comparisons) before the query keeps the few it wants and sorts those again itself. Inside a
+   Query the items are handed over unsorted; the result and its order are the same.
 """
 
 import copy
@@ -26,6 +30,7 @@ import threading
 import time
 
 import moto.dynamodb.models as dynamodb_models
+import moto.dynamodb.models.table as dynamodb_table
 import moto.server
 from moto.dynamodb.models.dynamo_type import DynamoType
 
@@ -102,6 +107,33 @@ def _transact_write_items(self, transact_items):
 
 dynamodb_models.DynamoDBBackend.transact_write_items = _transact_write_items
 moto.server.DomainDispatcherApplication = _SerialApp
+
+
+_original_query = dynamodb_table.Table.query
+_original_all_items = dynamodb_table.Table.all_items
+# Set while a Query runs (requests are serialized, so one flag is enough).
+_in_query = False
+
+
+def _all_items(self):
+    if not _in_query:
+        return _original_all_items(self)
+    if self.range_key_attr:
+        return [item for hash_set in self.items.values() for item in hash_set.values()]
+    return list(self.items.values())
+
+
+def _query(self, *args, **kwargs):
+    global _in_query
+    _in_query = True
+    try:
+        return _original_query(self, *args, **kwargs)
+    finally:
+        _in_query = False
+
+
+dynamodb_table.Table.all_items = _all_items
+dynamodb_table.Table.query = _query
 
 
 

@@ -58,7 +58,9 @@ pub struct ChillOptions {
     /// claimed when due. A slot claimed ahead is `running` from its claim: it holds a
     /// concurrency permit while it waits, its lease runs from the due time, a manual trigger
     /// under `skip` is refused meanwhile, and a pause or delete before the due time cancels it
-    /// (recorded `cancelled`, not counted as a run).
+    /// (recorded `cancelled`, not counted as a run). The runs claimed ahead for one instant
+    /// (a herd: every job at 09:00) all call the AI before any of them writes its end, so a
+    /// run that answers at once never delays the start of another.
     pub claim_ahead: Duration,
     /// How long a lease lasts without renewal (default 30 s).
     pub lease_duration: Duration,
