@@ -50,8 +50,8 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     if execution.started_at > inner.now() {
         // Claimed ahead of its slot (the request is ready): wait for the slot's due time, then
         // make sure the job was not paused or deleted meanwhile.
-        let pending = group.insert(inner.start_groups.join(execution.started_at));
-        inner.clock.sleep_until(execution.started_at).await;
+        let pending = group.insert(inner.start_groups.join(execution.started_at, &inner.clock));
+        pending.due().await;
         if !still_active(&inner, &execution).await {
             pending.started();
             tracing::info!("job paused or deleted after its slot was claimed ahead; run cancelled");
