@@ -1,12 +1,14 @@
 //! The two writes the engine makes per execution, a claim and a finish, in one round trip to
 //! the database.
 //!
-//! - SQLite: a script `BEGIN IMMEDIATE; ...; COMMIT` that the writer connection's thread runs
-//!   in one go (instead of one hand-off per statement). Every statement of a script carries
-//!   the write's condition (an `EXISTS` over the row that decides it) and the deciding row is
+//! - SQLite: statements that the writer connection's thread runs in one go (instead of one
+//!   hand-off per statement), inside `BEGIN IMMEDIATE; SAVEPOINT w; ...; RELEASE w; COMMIT`
+//!   with other writes queued at the same time (see `batch`). Every statement carries the
+//!   write's condition (an `EXISTS` over the row that decides it) and the deciding row is
 //!   updated last, so every statement sees that row as it was; the writer lock taken by
 //!   `BEGIN IMMEDIATE` keeps every other writer out until `COMMIT`. A new execution whose id
-//!   exists fails its `INSERT OR ROLLBACK`, which ends the transaction with nothing written.
+//!   exists fails its `INSERT`, and the write is rolled back to its savepoint: nothing of it
+//!   is written.
 //! - PostgreSQL: one statement of data-modifying `WITH` queries (atomic on its own, one
 //!   commit): the deciding `UPDATE` comes first and the others depend on what it returns.
 //! - MySQL has neither `UPDATE ... RETURNING` nor writing `WITH` queries: it keeps a
@@ -31,6 +33,12 @@ pub(crate) const MAX_SCRIPT_EXECUTIONS: usize = 512;
 /// Rows in one `VALUES` list.
 const ROWS_PER_INSERT: usize = 64;
 
+/// Indexed columns of an execution that a finish does not change in practice. On SQLite the
+/// finish writes them in a statement of their own that changes the row only when one of them
+/// differs, so that a finish does not rewrite their indexes (SQLite rewrites the index entries
+/// of every column a `SET` names, changed or not).
+const STABLE_COLUMNS: [&str; 3] = ["job_id", "created_at", "attempt_due_at"];
+
 /// The largest integer every database stores (`BIGINT`).
 const MAX_INT: &str = "9223372036854775807";
 
@@ -39,6 +47,15 @@ const MAX_INT: &str = "9223372036854775807";
 pub(crate) struct Sql {
     pub(crate) text: String,
     pub(crate) args: Vec<Arg>,
+    /// How many statements the text holds (set by [`Sql::statements`] and by the writes).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) statements: usize,
+    /// Whether a statement after the first may fail while the transaction goes on (an
+    /// `INSERT` of an execution that exists): then the write needs a savepoint to be undone
+    /// alone. The first statement fails alone anyway; nothing else is expected to fail
+    /// without ending the transaction.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) may_fail_late: bool,
 }
 
 impl Sql {
@@ -72,6 +89,30 @@ impl Sql {
     /// The text for the database (`$n` placeholders on PostgreSQL) and the arguments.
     pub(crate) fn build(self, backend: Backend) -> (String, Vec<Arg>) {
         (backend.placeholders(&self.text), self.args)
+    }
+
+    /// The same for a write: the text rewritten for the database, with its arguments and
+    /// statement count.
+    pub(crate) fn for_backend(self, backend: Backend) -> Sql {
+        Sql {
+            text: backend.placeholders(&self.text),
+            ..self
+        }
+    }
+
+    /// Statements run one after the other: `a; b; c`.
+    fn statements(statements: Vec<Sql>) -> Sql {
+        let mut out = Sql {
+            statements: statements.len(),
+            ..Sql::default()
+        };
+        for (i, s) in statements.into_iter().enumerate() {
+            if i > 0 {
+                out.text.push_str("; ");
+            }
+            out.append(s);
+        }
+        out
     }
 }
 
@@ -162,13 +203,19 @@ fn guarded_inserts(
         .collect()
 }
 
-/// A claim in one round trip; the rows it returns: one when the job was claimed, none when
-/// its condition no longer held.
+/// A claim in one round trip. PostgreSQL: one statement that returns a row when the job was
+/// claimed, none when its condition no longer held. SQLite: the statements of the claim, which
+/// the writer runs in a transaction (see `batch`); its last statement changes the job's row
+/// when the job was claimed, none when not. An execution that exists already fails its
+/// `INSERT`.
 pub(crate) fn claim(sql: &Statements, update: ClaimUpdate, rows: &[Vec<Arg>]) -> Sql {
     let jobs = &sql.jobs;
-    let mut out = Sql::default();
     match sql.backend {
         Backend::Postgres => {
+            let mut out = Sql {
+                statements: 1,
+                ..Sql::default()
+            };
             out.push(&format!("WITH claimed AS (UPDATE {jobs} SET "))
                 .append(update.set)
                 .push(" WHERE ")
@@ -181,25 +228,28 @@ pub(crate) fn claim(sql: &Statements, update: ClaimUpdate, rows: &[Vec<Arg>]) ->
                 out.push(&format!(", i{i} AS (")).append(insert).push(")");
             }
             out.push(" SELECT 1 FROM claimed");
+            out
         }
         Backend::Sqlite | Backend::MySql => {
-            out.push("BEGIN IMMEDIATE; ");
-            let inserts = guarded_inserts(sql, rows, "INSERT OR ROLLBACK", |s| {
+            let mut statements = guarded_inserts(sql, rows, "INSERT", |s| {
                 s.push(&format!("EXISTS (SELECT 1 FROM {jobs} WHERE "))
                     .append(update.condition.clone())
                     .push(")");
             });
-            for insert in inserts {
-                out.append(insert).push("; ");
-            }
-            out.push(&format!("UPDATE {jobs} SET "))
+            let may_fail_late = statements.len() > 1;
+            // Last: the conditional write that decides, its changed row count the outcome.
+            let mut last = Sql::default();
+            last.push(&format!("UPDATE {jobs} SET "))
                 .append(update.set)
                 .push(" WHERE ")
-                .append(update.condition)
-                .push(" RETURNING 1; COMMIT");
+                .append(update.condition);
+            statements.push(last);
+            Sql {
+                may_fail_late,
+                ..Sql::statements(statements)
+            }
         }
     }
-    out
 }
 
 /// The fence of a finish: `id = ? AND status = 'running' AND lease_owner = ? ...`.
@@ -339,9 +389,13 @@ fn stats_set(
     Ok(s)
 }
 
-/// A finish in one round trip (SQLite and PostgreSQL). Its rows: none when fenced; otherwise
-/// the promoted execution's columns first when one was started (its id `NULL` on
-/// PostgreSQL when none was), and a row that says the finish was written.
+/// A finish in one round trip (SQLite and PostgreSQL). PostgreSQL: one statement that returns
+/// one row, the promoted execution's columns (all `NULL` when none started) when a promotion
+/// was asked for, then how many executions were finished (0 when fenced). SQLite: the
+/// statements of the finish, which the writer runs in a transaction (see `batch`): the
+/// promoted execution's row when one started, and a last statement that changes the
+/// execution's row when it was finished, none when fenced. A next attempt whose id exists
+/// fails its `INSERT`.
 pub(crate) fn finish(
     sql: &Statements,
     finish: &Finish,
@@ -349,13 +403,25 @@ pub(crate) fn finish(
 ) -> Result<Sql, StoreError> {
     let (jobs, executions) = (&sql.jobs, &sql.executions);
     let record = &finish.execution;
+    let backend = sql.backend;
+    // Every column but the id; on SQLite the stable ones in a statement of their own.
     let mut assign = Sql::default();
+    let mut stable = Sql::default();
+    let mut changed = Sql::default();
     for (column, arg) in EXECUTION_COLUMNS
         .iter()
         .zip(execution_args(record, limits)?)
         .skip(1)
     {
-        assign.set(column, "?", [arg]);
+        if backend == Backend::Sqlite && STABLE_COLUMNS.contains(column) {
+            if !changed.text.is_empty() {
+                changed.push(" OR ");
+            }
+            changed.push(column).push(" IS NOT ?").arg(arg.clone());
+            stable.set(column, "?", [arg]);
+        } else {
+            assign.set(column, "?", [arg]);
+        }
     }
     let next = finish
         .next_attempt
@@ -381,8 +447,10 @@ pub(crate) fn finish(
         }
         None => None,
     };
-    let backend = sql.backend;
-    let mut out = Sql::default();
+    let mut out = Sql {
+        statements: 1,
+        ..Sql::default()
+    };
     match backend {
         Backend::Postgres => {
             out.push(&format!("WITH fin AS (UPDATE {executions} SET "))
@@ -441,16 +509,18 @@ pub(crate) fn finish(
                     .append(fence(finish))
                     .push(")");
             };
-            out.push("BEGIN IMMEDIATE; ");
+            let mut statements = Vec::new();
             if let Some(promote) = promote {
-                out.push(&format!("UPDATE {executions} SET "))
+                let mut s = Sql::default();
+                s.push(&format!("UPDATE {executions} SET "))
                     .append(promote)
                     .push(&format!(
                         " WHERE id = (SELECT buffered_execution_id FROM {jobs} WHERE id = ?) AND "
                     ))
                     .arg(job_id(&record.job_id));
-                fenced(&mut out);
-                out.push(&format!(" RETURNING {}; ", sql.execution_columns));
+                fenced(&mut s);
+                s.push(&format!(" RETURNING {}", sql.execution_columns));
+                statements.push(s);
             }
             let p = format!(
                 "buffered_execution_id IS NOT NULL AND EXISTS (SELECT 1 FROM {executions} \
@@ -462,27 +532,41 @@ pub(crate) fn finish(
                 finish.promote.as_ref().map(|_| (p.as_str(), now)),
                 limits,
             )?;
-            out.push(&format!("UPDATE {jobs} SET "))
+            let mut s = Sql::default();
+            s.push(&format!("UPDATE {jobs} SET "))
                 .append(stats)
                 .push(" WHERE id = ? AND ")
                 .arg(job_id(&record.job_id));
-            fenced(&mut out);
-            out.push("; ");
+            fenced(&mut s);
+            statements.push(s);
             if let Some(next) = &next {
-                for insert in guarded_inserts(
+                statements.extend(guarded_inserts(
                     sql,
                     std::slice::from_ref(next),
-                    "INSERT OR ROLLBACK",
+                    "INSERT",
                     fenced,
-                ) {
-                    out.append(insert).push("; ");
-                }
+                ));
             }
-            out.push(&format!("UPDATE {executions} SET "))
-                .append(assign)
+            let mut s = Sql::default();
+            s.push(&format!("UPDATE {executions} SET "))
+                .append(stable)
                 .push(" WHERE ")
                 .append(fence(finish))
-                .push(" RETURNING 1; COMMIT");
+                .push(" AND (")
+                .append(changed)
+                .push(")");
+            statements.push(s);
+            // Last: the fenced write that decides, its changed row count the outcome.
+            let mut s = Sql::default();
+            s.push(&format!("UPDATE {executions} SET "))
+                .append(assign)
+                .push(" WHERE ")
+                .append(fence(finish));
+            statements.push(s);
+            out = Sql {
+                may_fail_late: next.is_some(),
+                ..Sql::statements(statements)
+            };
         }
     }
     Ok(out)
