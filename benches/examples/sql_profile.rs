@@ -17,8 +17,9 @@
 //!
 //! Arguments: what (`claim_finish`, `claim_finish_own` or `list`), how many (executions or
 //! listings), and optionally a PostgreSQL URL (default: a SQLite file in the temporary
-//! directory). Setting up (creating the jobs) is not timed and shows in a profile under
-//! `Engine::new` or `create_job`. Prints the rate.
+//! directory); `--mt` runs on tokio's multi-thread runtime with 2 workers, as the bench does.
+//! Setting up (creating the jobs) is not timed and shows in a profile under `Engine::new` or
+//! `create_job`. Prints the rate.
 #![allow(clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
@@ -49,17 +50,26 @@ async fn list(store: &dyn Store, n: u64) -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mt = args.iter().any(|a| a == "--mt");
+    args.retain(|a| a != "--mt");
     let what = args
         .first()
         .map_or("claim_finish", String::as_str)
         .to_string();
     let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let pg = args.get(2).cloned();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    let rt = if mt {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+    .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
     rt.block_on(async {
         let db = match &pg {
             Some(url) => Db::postgres(url)
