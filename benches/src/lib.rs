@@ -4,9 +4,12 @@
 //!
 //! The bench targets (`benches/schedule.rs`, `benches/schedule_memory.rs`) and the tests use
 //! these, so every library sees the same inputs. The [`engine`] module holds what the engine
-//! benchmarks share (`benches/engine.rs`, `examples/engine_profile.rs`, `tests/engine_setup.rs`).
+//! benchmarks share (`benches/engine.rs`, `examples/engine_profile.rs`, `tests/engine_setup.rs`),
+//! the [`sql`] module what the SQL store benchmarks share (`benches/sql_store.rs`,
+//! `examples/sql_profile.rs`).
 
 pub mod engine;
+pub mod sql;
 
 use std::alloc::System;
 

@@ -57,6 +57,7 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
             .await
             .map_err(fail)?;
         let pools = Pools::Sqlite {
+            writes: crate::batch::Writes::new(pool.clone()),
             writer: pool.clone(),
             reader: pool,
         };
@@ -83,7 +84,12 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
         .connect_with(connect)
         .await
         .map_err(fail)?;
-    Ok((Pools::Sqlite { writer, reader }, options.max_value_bytes))
+    let pools = Pools::Sqlite {
+        writes: crate::batch::Writes::new(writer.clone()),
+        writer,
+        reader,
+    };
+    Ok((pools, options.max_value_bytes))
 }
 
 #[cfg(feature = "postgres")]

@@ -4,9 +4,12 @@
 //! Statements are written with `?` placeholders; [`Backend::placeholders`] rewrites them to
 //! `$1, $2, ...` for PostgreSQL.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::Backend;
+use crate::script::Sql;
 
 /// A bound value. Nulls carry their type, which PostgreSQL needs.
 #[derive(Debug, Clone)]
@@ -34,6 +37,16 @@ macro_rules! bound {
         q
     }};
 }
+#[cfg(feature = "sqlite")]
+pub(crate) use bound;
+
+/// What a write returned: the rows of its statements, and how many rows its last statement
+/// changed (SQLite; elsewhere how many rows it returned).
+#[derive(Default)]
+pub(crate) struct Written {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) last_changes: u64,
+}
 
 /// The connection pools of a store.
 #[derive(Debug, Clone)]
@@ -45,6 +58,8 @@ pub(crate) enum Pools {
     Sqlite {
         writer: sqlx::SqlitePool,
         reader: sqlx::SqlitePool,
+        /// The claims and finishes queued for the writer.
+        writes: Arc<crate::batch::Writes>,
     },
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
@@ -168,24 +183,27 @@ impl Pools {
         })
     }
 
-    /// Run a write in one round trip and return the rows of all its statements: on SQLite a
-    /// script `BEGIN IMMEDIATE; ...; COMMIT` on the writer connection, elsewhere one statement
-    /// (autocommit).
-    pub(crate) async fn write(&self, sql: String, args: Vec<Arg>) -> Result<Vec<Row>> {
+    /// Run a write in one round trip: on SQLite a body of statements queued for the writer
+    /// connection, which runs it in a transaction (together with other writes queued at the
+    /// same time, see `batch`), elsewhere one statement (autocommit).
+    pub(crate) async fn write(
+        &self,
+        script: Sql,
+    ) -> std::result::Result<Written, Arc<sqlx::Error>> {
         match self {
             #[cfg(feature = "sqlite")]
-            Pools::Sqlite { writer, .. } => {
-                let writer = writer.clone();
-                // A task of its own, so that a caller that gives up (drops the future) cannot
-                // stop the script half way with its transaction open on the writer.
-                tokio::spawn(async move { sqlite_script(&writer, &sql, args).await })
+            Pools::Sqlite { writes, .. } => writes.write(script).await,
+            #[cfg(any(feature = "postgres", feature = "mysql"))]
+            _ => {
+                let rows = self
+                    .fetch_all(&script.text, script.args)
                     .await
-                    .map_err(|_| sqlx::Error::WorkerCrashed)?
+                    .map_err(Arc::new)?;
+                Ok(Written {
+                    last_changes: rows.len() as u64,
+                    rows,
+                })
             }
-            #[cfg(feature = "postgres")]
-            Pools::Postgres(_) => self.fetch_all(&sql, args).await,
-            #[cfg(feature = "mysql")]
-            Pools::MySql(_) => self.fetch_all(&sql, args).await,
         }
     }
 
@@ -193,7 +211,7 @@ impl Pools {
     pub(crate) async fn close(&self) {
         match self {
             #[cfg(feature = "sqlite")]
-            Pools::Sqlite { writer, reader } => {
+            Pools::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
@@ -201,23 +219,6 @@ impl Pools {
             Pools::Postgres(p) => p.close().await,
             #[cfg(feature = "mysql")]
             Pools::MySql(p) => p.close().await,
-        }
-    }
-}
-
-/// Run a script that opens and commits its own transaction on the writer connection; when a
-/// statement fails, roll back what the script did (the rollback itself fails, harmlessly,
-/// when the failure already ended the transaction).
-#[cfg(feature = "sqlite")]
-async fn sqlite_script(writer: &sqlx::SqlitePool, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>> {
-    let mut conn = writer.acquire().await?;
-    match bound!(sqlx::Sqlite, sql, args).fetch_all(&mut *conn).await {
-        Ok(rows) => Ok(rows.into_iter().map(Row::Sqlite).collect()),
-        Err(e) => {
-            if let Err(rollback) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
-                tracing::trace!(error = %rollback, "rollback after a failed script");
-            }
-            Err(e)
         }
     }
 }

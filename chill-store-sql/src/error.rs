@@ -1,6 +1,8 @@
 //! The crate's error (connecting, options, migrations) and the mapping of driver errors into
 //! [`StoreError`].
 
+use std::sync::Arc;
+
 use chill_core::StoreError;
 
 /// Why [`SqlStore::connect`](crate::SqlStore::connect) or a migration failed.
@@ -82,12 +84,19 @@ impl SqlError {
 /// outcome already expressed in the contract's terms.
 #[derive(Debug)]
 pub(crate) enum Fail {
-    Db(sqlx::Error),
+    /// Shared when one error ended several writes (see `batch`).
+    Db(Arc<sqlx::Error>),
     Store(StoreError),
 }
 
 impl From<sqlx::Error> for Fail {
     fn from(e: sqlx::Error) -> Fail {
+        Fail::Db(Arc::new(e))
+    }
+}
+
+impl From<Arc<sqlx::Error>> for Fail {
+    fn from(e: Arc<sqlx::Error>) -> Fail {
         Fail::Db(e)
     }
 }
@@ -209,14 +218,14 @@ fn is_too_big(e: &sqlx::Error) -> bool {
 }
 
 /// The contract's error for a driver error met while writing or reading `what`.
-pub(crate) fn to_store_error(e: sqlx::Error, what: &str) -> StoreError {
-    if is_too_big(&e) {
+pub(crate) fn to_store_error(e: &sqlx::Error, what: &str) -> StoreError {
+    if is_too_big(e) {
         return StoreError::InvalidInput {
             field: what.to_string(),
             message: format!("a value is beyond the database's limits: {e}"),
         };
     }
-    if is_unavailable(&e) {
+    if is_unavailable(e) {
         return StoreError::Unavailable(format!("{what}: {e}"));
     }
     StoreError::Backend(format!("{what}: {e}"))
@@ -227,7 +236,7 @@ impl Fail {
     pub(crate) fn into_store_error(self, what: &str) -> StoreError {
         match self {
             Fail::Store(e) => e,
-            Fail::Db(e) => to_store_error(e, what),
+            Fail::Db(e) => to_store_error(&e, what),
         }
     }
 }

@@ -29,9 +29,11 @@
 //!   total_runs + 1`, ...), never read and written back.
 //! - Both are one round trip where the database allows it: on PostgreSQL one statement of
 //!   data-modifying `WITH` queries (the fencing `UPDATE` first, the rest depending on what it
-//!   returns); on SQLite one script `BEGIN IMMEDIATE; ...; COMMIT` that the writer
-//!   connection's thread runs in one go, every statement carrying the condition and the
-//!   deciding row written last. MySQL, which has neither `UPDATE ... RETURNING` nor writing
+//!   returns); on SQLite a few statements that the writer connection's thread runs in one go,
+//!   every statement carrying the condition and the deciding row written last. The claims and
+//!   finishes queued for the writer at the same time share a transaction (group commit: up to
+//!   16 writes of one kind in one `BEGIN IMMEDIATE ... COMMIT`), each with its own outcome: a
+//!   write that fails is undone alone and reported to its caller alone. MySQL, which has neither `UPDATE ... RETURNING` nor writing
 //!   `WITH` queries, runs them as a transaction that takes the job's row lock first (`SELECT
 //!   ... FOR UPDATE`), the order every transaction locks in.
 //! - Retention picks its rows with `FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL, so that
@@ -65,6 +67,8 @@
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("chill-store-sql needs at least one of the features `sqlite`, `postgres`, `mysql`");
 
+#[cfg(feature = "sqlite")]
+mod batch;
 mod codec;
 mod connect;
 mod db;

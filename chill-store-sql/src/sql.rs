@@ -2,6 +2,7 @@
 
 use crate::Backend;
 use crate::codec::{EXECUTION_COLUMNS, JOB_COLUMNS, JOB_CONFIG_COLUMNS, STATS_COLUMNS};
+use crate::script::Fragments;
 
 /// Statements that do not depend on the arguments. `?` placeholders are already rewritten for
 /// the database.
@@ -38,6 +39,8 @@ pub(crate) struct Statements {
     pub(crate) expired_leases: String,
     pub(crate) retention_candidates: String,
     pub(crate) executions_before: String,
+    /// The pieces of the claims' and finishes' text.
+    pub(crate) fragments: Fragments,
 }
 
 impl Statements {
@@ -152,6 +155,7 @@ impl Statements {
                  AND status <> 'running' AND status <> 'pending' \
                  ORDER BY created_at, id LIMIT ?"
             )),
+            fragments: Fragments::new(&jobs, &executions),
             backend,
             jobs,
             executions,

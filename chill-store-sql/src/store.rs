@@ -298,9 +298,11 @@ impl SqlStore {
         if self.sql.backend == Backend::MySql || rows.len() > script::MAX_SCRIPT_EXECUTIONS {
             return self.claim_in_transaction(update, rows).await;
         }
-        let (sql, args) = script::claim(&self.sql, update, &rows).build(self.sql.backend);
-        match self.pools.write(sql, args).await {
-            Ok(rows) => Ok(!rows.is_empty()),
+        let script = script::claim(&self.sql, update, &rows).for_backend(self.sql.backend);
+        match self.pools.write(script).await {
+            // PostgreSQL returns a row when the job was claimed, SQLite's last statement
+            // changes the job's row.
+            Ok(written) => Ok(written.last_changes > 0),
             Err(e) if is_unique_violation(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
@@ -448,9 +450,10 @@ impl SqlStore {
         if self.sql.backend == Backend::MySql {
             return self.finish_in_transaction(finish).await;
         }
-        let (sql, args) = script::finish(&self.sql, finish, self.limits())?.build(self.sql.backend);
-        let rows = match self.pools.write(sql, args).await {
-            Ok(rows) => rows,
+        let script =
+            script::finish(&self.sql, finish, self.limits())?.for_backend(self.sql.backend);
+        let written = match self.pools.write(script).await {
+            Ok(written) => written,
             Err(e) if is_unique_violation(&e) => {
                 let id = finish.next_attempt.as_ref().map(|n| n.id.to_string());
                 return Err(StoreError::AlreadyExists {
@@ -464,7 +467,7 @@ impl SqlStore {
         let promoted = if self.sql.backend == Backend::Postgres {
             // One row: with a promotion, the promoted execution's columns (all NULL when none
             // started) and then how many executions were finished; else only that count.
-            let Some(row) = rows.first() else {
+            let Some(row) = written.rows.first() else {
                 return Ok(FinishOutcome::Fenced);
             };
             let finished = if finish.promote.is_some() {
@@ -480,11 +483,14 @@ impl SqlStore {
                 _ => None,
             }
         } else {
-            // The promoted execution's row, if one started, then the finished one's.
-            match rows.len() {
-                0 => return Ok(FinishOutcome::Fenced),
-                1 => None,
-                _ => Some(execution_from_row(&rows[0])?),
+            // The last statement changes the execution's row unless fenced; the promoted
+            // execution's row, if one started.
+            if written.last_changes == 0 {
+                return Ok(FinishOutcome::Fenced);
+            }
+            match written.rows.first() {
+                Some(row) => Some(execution_from_row(row)?),
+                None => None,
             }
         };
         Ok(FinishOutcome::Finished {
