@@ -476,6 +476,38 @@ async fn subscriptions_over_the_older_graphql_ws_protocol() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_message_larger_than_the_read_buffer_is_served() {
+    let ai = AiServer::start().await;
+    let db = TempDb::new("big-subscribe");
+    let server = start(&db, &ai).await;
+    let gql = Gql::new(server.local_addr());
+    // Runs every second, so a run ends after the subscription is live, whenever that is.
+    let job = create_job(
+        &gql,
+        json!({"name": "big", "prompt": "long query", "schedule": "* * * * * *"}),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap();
+    // A comment makes the `subscribe` frame four read buffers long.
+    let padding = "x".repeat(4 * chill_examples::server::WS_READ_BUFFER);
+    let mut complete = Subscription::start(
+        server.local_addr(),
+        &format!(
+            "# {padding}\nsubscription($id: ID) {{ onJobExecutionComplete(jobId: $id) {{ jobId status }} }}"
+        ),
+        json!({"id": id}),
+        false,
+    )
+    .await;
+    let done = complete.next().await;
+    assert_eq!(
+        done["onJobExecutionComplete"],
+        json!({"jobId": id, "status": "success"})
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     let ai = AiServer::start().await;
     let db = TempDb::new("restart");

@@ -4,6 +4,12 @@
 //! Fields of the requirements' models keep their names and nullability (`maxTurns: Int`,
 //! `startedAt: DateTime!`); status and trigger values are the lowercase strings of the
 //! requirements (`success`, `retry`).
+//!
+//! Every object resolves its fields one after the other (`serial`): they are read from the
+//! model in memory, so async-graphql's default, a task set polling each field concurrently,
+//! only added its bookkeeping to every field of every job in a list. The fields that read
+//! the store (`Job.executions`, `JobExecution.job`) are one per object; items of a list are
+//! still resolved concurrently.
 
 use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
 use chill_core::store::PageRequest;
@@ -36,7 +42,7 @@ fn string_of<T: serde::Serialize>(value: &T) -> String {
 
 /// How failed attempts are retried.
 #[derive(SimpleObject)]
-#[graphql(name = "RetryPolicy")]
+#[graphql(name = "RetryPolicy", serial)]
 pub struct RetryPolicyObject {
     /// Retries after the first attempt.
     pub max_retries: Option<u32>,
@@ -50,7 +56,7 @@ pub struct RetryPolicyObject {
 
 /// A period in which slots are recorded as skipped instead of run.
 #[derive(SimpleObject)]
-#[graphql(name = "BlackoutPeriod")]
+#[graphql(name = "BlackoutPeriod", serial)]
 pub struct BlackoutObject {
     /// First instant (inclusive).
     pub start: DateTime<Utc>,
@@ -72,7 +78,7 @@ impl From<&Blackout> for BlackoutObject {
 
 /// Spending limits, in millionths of a US dollar.
 #[derive(SimpleObject)]
-#[graphql(name = "Budget")]
+#[graphql(name = "Budget", serial)]
 pub struct BudgetObject {
     /// Most spent per UTC day.
     pub daily_micro_usd: Option<u64>,
@@ -82,7 +88,7 @@ pub struct BudgetObject {
 
 /// What a job spent in its current UTC day and month, in millionths of a US dollar.
 #[derive(SimpleObject)]
-#[graphql(name = "Spend")]
+#[graphql(name = "Spend", serial)]
 pub struct SpendObject {
     /// The day, as `YYYYMMDD` (0: none yet).
     pub day: u32,
@@ -96,7 +102,7 @@ pub struct SpendObject {
 
 /// How daylight-saving transitions are handled.
 #[derive(SimpleObject)]
-#[graphql(name = "DstPolicy")]
+#[graphql(name = "DstPolicy", serial)]
 pub struct DstPolicyObject {
     /// Local times that occur twice: `auto`, `once` or `twice`.
     pub repeated: String,
@@ -104,7 +110,7 @@ pub struct DstPolicyObject {
     pub skipped: String,
 }
 
-#[Object(name = "Job")]
+#[Object(name = "Job", serial)]
 impl JobObject {
     /// The id.
     async fn id(&self) -> ID {
@@ -339,7 +345,7 @@ impl JobObject {
     }
 }
 
-#[Object(name = "JobExecution")]
+#[Object(name = "JobExecution", serial)]
 impl ExecutionObject {
     /// The id.
     async fn id(&self) -> ID {
@@ -458,7 +464,7 @@ impl ExecutionObject {
 
 /// One page of jobs.
 #[derive(SimpleObject)]
-#[graphql(name = "JobPage")]
+#[graphql(name = "JobPage", serial)]
 pub struct JobPageObject {
     /// The jobs, in creation order.
     pub items: Vec<JobObject>,
@@ -468,7 +474,7 @@ pub struct JobPageObject {
 
 /// One page of executions.
 #[derive(SimpleObject)]
-#[graphql(name = "JobExecutionPage")]
+#[graphql(name = "JobExecutionPage", serial)]
 pub struct ExecutionPageObject {
     /// The executions, newest first.
     pub items: Vec<ExecutionObject>,
@@ -478,7 +484,7 @@ pub struct ExecutionPageObject {
 
 /// Something that happened to an execution.
 #[derive(SimpleObject)]
-#[graphql(name = "ExecutionEvent")]
+#[graphql(name = "ExecutionEvent", serial)]
 pub struct ExecutionEventObject {
     /// `started`, `finished`, `skipped` or `retry_scheduled`.
     pub kind: String,

@@ -1,0 +1,785 @@
+//! `chill serve` under load: the real server (`chill_examples::Server`) in this process on an
+//! ephemeral port, over a SQLite file in a temporary directory, with the in-process demo AI
+//! endpoint, driven over real HTTP (`POST /graphql`, one keep-alive connection) and real
+//! WebSocket subscriptions (`graphql-transport-ws`). Prints a Markdown table of latency
+//! percentiles (own harness: the targets are percentiles).
+//!
+//! Measured, in this order (`createJob` always; the others can be named as arguments):
+//! - `createJob`: 1,000 creates, one at a time (after 20 warm-up creates that are then purged);
+//! - `list`: `listJobs(limit: 1000)` of the 1,000 jobs so created, with the requirements' `Job`
+//!   fields and with every field but `executions`: over HTTP, executed in process without HTTP,
+//!   executed in process over a `MemoryStore` holding the same jobs (GraphQL alone, also as
+//!   CPU time of the thread), and the store's `list_jobs` alone;
+//! - `trigger`: `triggerJob` → the `started` event of `onExecutionEvent(jobId)` on one
+//!   subscriber, 200 times, each trigger after the previous run's `finished` event;
+//! - `fanout`: one event to 100 subscribers: 100 WebSocket connections subscribed to
+//!   `onExecutionEvent(jobId)` of one job, which is triggered 100 times; the `started` event
+//!   reaching each of them;
+//! - `fanout-slow` (only when named): the same with a prompt the demo AI answers after a
+//!   second, so that no `finished` event is sent while the `started` ones are.
+//!
+//! Event times are taken against an in-process probe: a thread of its own, with a
+//! current-thread runtime, blocked in the engine's event stream (`Chill::subscribe`), notes when
+//! each `ExecutionStarted` reaches it: the engine's emit, as closely as it can be observed (the
+//! probe's own wake-up can come late on a loaded machine, which makes "emit → last" shorter,
+//! never longer; "first → last" does not depend on it). Under the table: the CPU time of the
+//! whole process per trigger, and from it the CPU each further subscriber costs.
+//!
+//! The server runs on a tokio multi-thread runtime with the default worker count (as `chill
+//! serve`), the client (HTTP, the WebSocket connections) on a current-thread runtime of its own.
+//! No log subscriber is installed: the figures leave out writing the server's log.
+//!
+//! ```sh
+//! cargo bench -p chill-benches --bench server                    # createJob, list, trigger, fanout
+//! cargo bench -p chill-benches --bench server -- fanout fanout-slow
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chill_benches::engine::{InstantAi, store_with};
+
+use chill_core::store::{JobFilter, PageRequest};
+use chill_core::{Chill, ChillOptions, Event, EventError, EventStream, SystemClock};
+use chill_examples::server::WS_READ_BUFFER;
+use chill_examples::{AiChoice, ServeConfig, Server};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Timed creates.
+const CREATES: usize = 1_000;
+/// Creates before them, purged again, so that the list holds exactly [`CREATES`] jobs.
+const WARM_UP_CREATES: usize = 20;
+/// Timed listings per variant.
+const LISTS: usize = 100;
+/// Timed triggers with one subscriber.
+const TRIGGERS: usize = 200;
+/// Subscribers of the fan-out.
+const SUBSCRIBERS: usize = 100;
+/// Timed triggers with [`SUBSCRIBERS`] subscribers.
+const FAN_OUTS: usize = 100;
+/// Timed triggers with [`SUBSCRIBERS`] subscribers when the AI answers after a second.
+const SLOW_FAN_OUTS: usize = 30;
+/// The longest wait for any one answer or event: a hang guard, not a measurement.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Never fires during the run: executions happen only when triggered.
+const YEARLY: &str = "0 0 1 1 *";
+
+/// The requirements' `Job` fields, `executions` aside.
+const REQUIREMENTS_JOB_FIELDS: &str =
+    "id name prompt schedule enabled lastRunAt lastRunStatus nextRunAt";
+
+/// Every field of `Job` but `executions` (a store query per job).
+const ALL_JOB_FIELDS: &str = "id name prompt systemPrompt schedule enabled maxTurns timeout \
+    retryPolicy { maxRetries retryDelay maxDelay retryOnTimeout } tags metadata lastRunAt lastRunStatus lastRunDuration \
+    lastRunError nextRunAt totalRuns successCount failureCount averageDuration createdAt \
+    updatedAt createdBy updatedBy timezone startDate endDate blackoutPeriods { start end reason } \
+    dstPolicy { repeated skipped } overlapPolicy catchUpPolicy catchUpWindow jitter \
+    pauseNote budget { dailyMicroUsd monthlyMicroUsd } spend { day dayMicroUsd month \
+    monthMicroUsd } maxConcurrency pauseAfterFailures consecutiveFailures totalDurationMs \
+    totalInputTokens totalOutputTokens totalTokens totalCostMicroUsd runningCount \
+    bufferedExecutionId version deletedAt";
+
+/// What the subscribers ask for.
+const EVENT_SUBSCRIPTION: &str = "subscription($id: ID) { onExecutionEvent(jobId: $id) { kind \
+    execution { id jobId status trigger startedAt } } }";
+
+fn main() {
+    // `cargo bench` passes `--bench`; other words select measurements.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let phases: Vec<&str> = if words.is_empty() {
+        DEFAULT_PHASES.to_vec()
+    } else {
+        PHASES
+            .into_iter()
+            .filter(|p| words.iter().any(|w| w == p))
+            .collect()
+    };
+    let dir = TempDir::new();
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("server runtime: {e}"));
+    let server = server_rt
+        .block_on(Server::start_with(
+            ServeConfig {
+                store_url: format!("sqlite://{}", dir.0.join("chill.db").display()),
+                listen: "127.0.0.1:0".into(),
+                ai: AiChoice::Demo,
+                demo_jobs: false,
+            },
+            ChillOptions::default(),
+        ))
+        .unwrap_or_else(|e| panic!("starting the server: {e}"));
+    let probe = Probe::start(server.chill().subscribe());
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("client runtime: {e}"));
+
+    println!(
+        "chill serve over HTTP and WebSocket: SQLite file, demo AI endpoint, load average before: {}",
+        load_average()
+    );
+    let report = client_rt.block_on(measure(&server, probe, &phases));
+    println!();
+    println!("| measurement | samples | min | p50 | p90 | p99 | max | mean |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (name, stats) in &report.rows {
+        println!("{}", stats.row(name));
+    }
+    println!();
+    for note in &report.notes {
+        println!("{note}");
+    }
+    println!("load average after: {}", load_average());
+    server_rt.block_on(server.shutdown());
+}
+
+/// The measurements after `createJob` (which always runs: the others need its jobs).
+const PHASES: [&str; 4] = ["list", "trigger", "fanout", "fanout-slow"];
+
+/// What runs when no measurement is named: all but `fanout-slow` (which takes a second per
+/// trigger).
+const DEFAULT_PHASES: [&str; 3] = ["list", "trigger", "fanout"];
+
+/// The table's rows, and lines printed under it.
+#[derive(Default)]
+struct Report {
+    rows: Vec<(String, Stats)>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn row(&mut self, name: impl Into<String>, stats: Stats) {
+        self.rows.push((name.into(), stats));
+    }
+}
+
+/// Runs the measurements of `phases`, in order.
+async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
+    let gql = Gql::new(server);
+    let mut report = Report::default();
+
+    let jobs = create_jobs(&gql, &mut report).await;
+    if phases.contains(&"list") {
+        list_jobs(&gql, server, &mut report).await;
+    }
+    let mut cpu_one = None;
+    if phases.contains(&"trigger") {
+        let one = subscribe(server, &jobs[0], 1).await;
+        let times = fan_out(&gql, &jobs[0], one, &mut probe, TRIGGERS).await;
+        report.row("triggerJob: HTTP response", times.response);
+        report.row("triggerJob → `started` at the subscriber", times.to_last);
+        report.row("  engine emit (probe) → subscriber", times.emit_to_last);
+        report.notes.push(format!(
+            "process CPU per trigger, 1 subscriber: {}",
+            ms(times.cpu)
+        ));
+        cpu_one = Some(times.cpu);
+    }
+    for (phase, prompt, iterations, answer) in [
+        ("fanout", "Summarise the news.", FAN_OUTS, "at once"),
+        (
+            "fanout-slow",
+            "slow:1 Summarise the news.",
+            SLOW_FAN_OUTS,
+            "after 1 s",
+        ),
+    ] {
+        if !phases.contains(&phase) {
+            continue;
+        }
+        let job = create_job(&gql, prompt).await;
+        let many = subscribe(server, &job, SUBSCRIBERS).await;
+        let times = fan_out(&gql, &job, many, &mut probe, iterations).await;
+        let label = format!("{SUBSCRIBERS} subscribers, AI answer {answer}");
+        report.row(
+            format!("{label}: triggerJob → first `started`"),
+            times.to_first,
+        );
+        report.row(
+            format!("{label}: triggerJob → last `started`"),
+            times.to_last,
+        );
+        report.row(
+            format!("{label}: engine emit (probe) → last"),
+            times.emit_to_last,
+        );
+        report.row(format!("{label}: first → last `started`"), times.spread);
+        let mut note = format!("process CPU per trigger, {label}: {}", ms(times.cpu));
+        if let Some(one) = cpu_one {
+            let extra = times.cpu.saturating_sub(one) / (SUBSCRIBERS as u32 - 1);
+            note += &format!(
+                " ({:.1} µs per further subscriber, for its `started` and `finished` events)",
+                extra.as_secs_f64() * 1e6
+            );
+        }
+        report.notes.push(note);
+    }
+    report
+}
+
+/// One more job, untimed; its id.
+async fn create_job(gql: &Gql, prompt: &str) -> String {
+    let data = gql
+        .data(body(
+            "mutation($input: CreateJobInput!) { createJob(input: $input) { id } }",
+            json!({"input": {"name": "fan-out", "prompt": prompt, "schedule": YEARLY}}),
+        ))
+        .await;
+    data["createJob"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job id in {data}"))
+        .to_string()
+}
+
+/// `createJob`, [`CREATES`] times, after [`WARM_UP_CREATES`] purged again; the ids created.
+async fn create_jobs(gql: &Gql, report: &mut Report) -> Vec<String> {
+    let create = |i: usize| {
+        body(
+            &format!(
+                "mutation($input: CreateJobInput!) {{ createJob(input: $input) {{ {REQUIREMENTS_JOB_FIELDS} }} }}"
+            ),
+            json!({"input": {
+                "name": format!("bench job {i}"),
+                "prompt": "Summarise yesterday's support tickets and post the summary.",
+                "systemPrompt": "You are a concise assistant.",
+                "schedule": YEARLY,
+                "tags": ["bench", "server"],
+                "metadata": {"team": "ops", "index": i},
+            }}),
+        )
+    };
+    for i in 0..WARM_UP_CREATES {
+        let id = gql.data(create(i)).await["createJob"]["id"].clone();
+        gql.data(body(
+            "mutation($id: ID!) { deleteJob(id: $id, hard: true) }",
+            json!({"id": id}),
+        ))
+        .await;
+    }
+    let mut times = Vec::with_capacity(CREATES);
+    let mut ids = Vec::with_capacity(CREATES);
+    for i in 0..CREATES {
+        let request = create(i);
+        let started = Instant::now();
+        let text = gql.post(request).await;
+        times.push(started.elapsed());
+        let id = data_of(&text)["createJob"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job id in {text}"))
+            .to_string();
+        ids.push(id);
+    }
+    report.row(format!("createJob ({CREATES} jobs)"), Stats::of(times));
+    ids
+}
+
+/// `listJobs(limit: 1000)` of the 1,000 jobs, over HTTP, in process, and from the store.
+async fn list_jobs(gql: &Gql, server: &Server, report: &mut Report) {
+    for (name, fields) in [
+        ("requirements' Job fields", REQUIREMENTS_JOB_FIELDS),
+        ("every Job field", ALL_JOB_FIELDS),
+    ] {
+        let query = format!("{{ listJobs(limit: 1000) {{ {fields} }} }}");
+        let count = |text: &str| data_of(text)["listJobs"].as_array().map_or(0, Vec::len);
+        let first = gql.post(body(&query, json!({}))).await;
+        assert_eq!(count(&first), CREATES, "listJobs returned {first:.300}");
+        let mut times = Vec::with_capacity(LISTS);
+        for _ in 0..LISTS {
+            let request = body(&query, json!({}));
+            let started = Instant::now();
+            let text = gql.post(request).await;
+            times.push(started.elapsed());
+            assert_eq!(count(&text), CREATES);
+        }
+        report.row(
+            format!("listJobs of {CREATES}, {name}, HTTP"),
+            Stats::of(times),
+        );
+
+        let schema = chill_examples::graphql::schema(server.chill().clone());
+        let mut times = Vec::with_capacity(LISTS);
+        for _ in 0..LISTS {
+            let started = Instant::now();
+            let response = schema.execute(query.as_str()).await;
+            let text = serde_json::to_string(&response)
+                .unwrap_or_else(|e| panic!("encoding the response: {e}"));
+            times.push(started.elapsed());
+            assert!(response.errors.is_empty(), "{:?}", response.errors);
+            assert!(text.len() > CREATES);
+        }
+        report.row(
+            format!("listJobs of {CREATES}, {name}, in process (no HTTP)"),
+            Stats::of(times),
+        );
+    }
+    graphql_alone(server, report).await;
+    let mut times = Vec::with_capacity(LISTS);
+    for _ in 0..LISTS {
+        let started = Instant::now();
+        let page = server
+            .chill()
+            .list_jobs(&JobFilter::default(), &PageRequest::first(1_000))
+            .await
+            .unwrap_or_else(|e| panic!("list_jobs: {e}"));
+        times.push(started.elapsed());
+        assert_eq!(page.items.len(), CREATES);
+    }
+    report.row(
+        format!("store list_jobs of {CREATES} (Chill::list_jobs, no GraphQL)"),
+        Stats::of(times),
+    );
+}
+
+/// `listJobs` of the same 1,000 jobs held in a `MemoryStore` (an engine that is not started),
+/// executed in process: the cost of GraphQL itself, in wall time and in CPU time of this
+/// thread (where it runs whole), which a loaded machine does not inflate.
+async fn graphql_alone(server: &Server, report: &mut Report) {
+    let jobs = server
+        .chill()
+        .list_jobs(&JobFilter::default(), &PageRequest::first(1_000))
+        .await
+        .unwrap_or_else(|e| panic!("list_jobs: {e}"))
+        .items;
+    let store = store_with(&jobs)
+        .await
+        .unwrap_or_else(|e| panic!("memory store: {e}"));
+    let chill = Chill::new(
+        store,
+        Arc::new(SystemClock),
+        Arc::new(InstantAi),
+        ChillOptions::default(),
+    );
+    let schema = chill_examples::graphql::schema(chill);
+    for (name, fields) in [
+        ("requirements' Job fields", REQUIREMENTS_JOB_FIELDS),
+        ("every Job field", ALL_JOB_FIELDS),
+    ] {
+        let query = format!("{{ listJobs(limit: 1000) {{ {fields} }} }}");
+        let mut times = Vec::with_capacity(LISTS);
+        let mut cpu = Vec::with_capacity(LISTS);
+        for _ in 0..LISTS {
+            let (started, cpu_before) = (Instant::now(), thread_cpu());
+            let response = schema.execute(query.as_str()).await;
+            let text = serde_json::to_string(&response)
+                .unwrap_or_else(|e| panic!("encoding the response: {e}"));
+            cpu.push(thread_cpu().saturating_sub(cpu_before));
+            times.push(started.elapsed());
+            assert!(response.errors.is_empty(), "{:?}", response.errors);
+            assert!(text.len() > CREATES);
+        }
+        let label = format!("listJobs of {CREATES}, {name}, in process over a MemoryStore");
+        report.row(label.clone(), Stats::of(times));
+        report.row(format!("{label}: thread CPU"), Stats::of(cpu));
+    }
+}
+
+/// CPU time of this process, every thread.
+fn process_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
+}
+
+/// The times of one trigger seen by `n` subscribers.
+struct FanOut {
+    /// Trigger sent → the HTTP response read.
+    response: Stats,
+    /// Trigger sent → the first subscriber has the event.
+    to_first: Stats,
+    /// Trigger sent → the last subscriber has the event.
+    to_last: Stats,
+    /// The engine's emit (the probe) → the last subscriber has the event.
+    emit_to_last: Stats,
+    /// The first subscriber → the last.
+    spread: Stats,
+    /// CPU time of this process (server and client) per trigger.
+    cpu: Duration,
+}
+
+/// Triggers `job` `iterations` times, each after the previous run ended, and times the
+/// `started` event reaching every subscriber.
+async fn fan_out(
+    gql: &Gql,
+    job: &str,
+    mut subscribers: Subscribers,
+    probe: &mut Probe,
+    iterations: usize,
+) -> FanOut {
+    let trigger = || {
+        body(
+            "mutation($id: ID!) { triggerJob(id: $id) { id status } }",
+            json!({"id": job}),
+        )
+    };
+    let n = subscribers.tasks.len();
+    // The first run shows that every subscription is live.
+    let text = gql.post(trigger()).await;
+    let id = execution_id(&text);
+    subscribers.wait(&id, "started", n).await;
+    subscribers.wait(&id, "finished", n).await;
+    probe.emitted(&id).await;
+
+    let mut response = Vec::with_capacity(iterations);
+    let mut to_first = Vec::with_capacity(iterations);
+    let mut to_last = Vec::with_capacity(iterations);
+    let mut emit_to_last = Vec::with_capacity(iterations);
+    let mut spread = Vec::with_capacity(iterations);
+    let cpu_before = process_cpu();
+    for _ in 0..iterations {
+        let request = trigger();
+        let sent = Instant::now();
+        let text = gql.post(request).await;
+        response.push(sent.elapsed());
+        let id = execution_id(&text);
+        let (first, last) = subscribers.wait(&id, "started", n).await;
+        let emitted = probe.emitted(&id).await;
+        to_first.push(first - sent);
+        to_last.push(last - sent);
+        emit_to_last.push(last.saturating_duration_since(emitted));
+        spread.push(last - first);
+        // The next trigger after this run's end: the job's overlap policy would refuse it.
+        subscribers.wait(&id, "finished", n).await;
+    }
+    let cpu = process_cpu().saturating_sub(cpu_before) / iterations as u32;
+    for task in subscribers.tasks {
+        task.abort();
+    }
+    FanOut {
+        cpu,
+        response: Stats::of(response),
+        to_first: Stats::of(to_first),
+        to_last: Stats::of(to_last),
+        emit_to_last: Stats::of(emit_to_last),
+        spread: Stats::of(spread),
+    }
+}
+
+fn execution_id(text: &str) -> String {
+    data_of(text)["triggerJob"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no execution id in {text}"))
+        .to_string()
+}
+
+/// An execution event as a subscriber received it.
+struct Arrival {
+    kind: String,
+    execution_id: String,
+    at: Instant,
+}
+
+/// WebSocket connections subscribed to one job's execution events, each read by a task of its
+/// own that notes when each event arrives.
+struct Subscribers {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    arrivals: mpsc::UnboundedReceiver<Arrival>,
+    /// Arrivals read while waiting for another event.
+    early: Vec<Arrival>,
+}
+
+impl Subscribers {
+    /// Waits until `n` subscribers have `kind` of execution `id`; the first and last arrival.
+    async fn wait(&mut self, id: &str, kind: &str, n: usize) -> (Instant, Instant) {
+        let mut times = Vec::with_capacity(n);
+        let wanted = |a: &Arrival| a.execution_id == id && a.kind == kind;
+        let (mine, others): (Vec<Arrival>, Vec<Arrival>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(wanted);
+        self.early = others;
+        times.extend(mine.iter().map(|a| a.at));
+        while times.len() < n {
+            let arrival = tokio::time::timeout(PATIENCE, self.arrivals.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{kind} of {id}: {} of {n} in time", times.len()))
+                .unwrap_or_else(|| panic!("the subscribers stopped"));
+            if wanted(&arrival) {
+                times.push(arrival.at);
+            } else {
+                self.early.push(arrival);
+            }
+        }
+        let first = times.iter().min().copied().unwrap_or_else(Instant::now);
+        let last = times.iter().max().copied().unwrap_or(first);
+        (first, last)
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// `n` WebSocket connections (`graphql-transport-ws`), each subscribed to `job`'s execution
+/// events.
+async fn subscribe(server: &Server, job: &str, n: usize) -> Subscribers {
+    let (tx, arrivals) = mpsc::unbounded_channel();
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut request = format!("ws://{}/graphql", server.local_addr())
+            .into_client_request()
+            .unwrap_or_else(|e| panic!("WebSocket request: {e}"));
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", http_value("graphql-transport-ws"));
+        // The server's small read buffer, for the same reason (see `WS_READ_BUFFER`).
+        let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+                .await
+                .unwrap_or_else(|e| panic!("WebSocket connect: {e}"));
+        send(
+            &mut socket,
+            json!({"type": "connection_init", "payload": {}}),
+        )
+        .await;
+        let ack = next_json(&mut socket).await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        send(
+            &mut socket,
+            json!({"id": "1", "type": "subscribe",
+                   "payload": {"query": EVENT_SUBSCRIPTION, "variables": {"id": job}}}),
+        )
+        .await;
+        tasks.push(tokio::spawn(read_events(socket, tx.clone())));
+    }
+    Subscribers {
+        tasks,
+        arrivals,
+        early: Vec::new(),
+    }
+}
+
+fn http_value(s: &'static str) -> tokio_tungstenite::tungstenite::http::HeaderValue {
+    tokio_tungstenite::tungstenite::http::HeaderValue::from_static(s)
+}
+
+/// Reads a subscription's messages, noting when each arrives (before parsing it).
+async fn read_events(mut socket: Socket, tx: mpsc::UnboundedSender<Arrival>) {
+    while let Some(Ok(message)) = socket.next().await {
+        let at = Instant::now();
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let value: Value = serde_json::from_str(&text).unwrap_or_default();
+        match value["type"].as_str() {
+            Some("next") => {
+                let event = &value["payload"]["data"]["onExecutionEvent"];
+                let arrival = Arrival {
+                    kind: event["kind"].as_str().unwrap_or_default().to_string(),
+                    execution_id: event["execution"]["id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    at,
+                };
+                if tx.send(arrival).is_err() {
+                    return;
+                }
+            }
+            Some("ping") => send(&mut socket, json!({"type": "pong"})).await,
+            Some("error") => panic!("subscription error: {value}"),
+            _ => {}
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket send: {e}"));
+}
+
+async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no WebSocket message in time"))
+            .unwrap_or_else(|| panic!("the WebSocket closed"))
+            .unwrap_or_else(|e| panic!("WebSocket: {e}"));
+        if let Message::Text(text) = message {
+            return serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        }
+    }
+}
+
+/// Notes when each `ExecutionStarted` reaches a subscriber of the engine's own event stream,
+/// on a thread of its own.
+struct Probe {
+    started: mpsc::UnboundedReceiver<(String, Instant)>,
+    early: Vec<(String, Instant)>,
+}
+
+impl Probe {
+    fn start(mut events: EventStream) -> Probe {
+        let (tx, started) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap_or_else(|e| panic!("probe runtime: {e}"));
+            rt.block_on(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(Event::ExecutionStarted(e)) => {
+                            if tx.send((e.id.to_string(), Instant::now())).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) | Err(EventError::Lagged(_)) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        });
+        Probe {
+            started,
+            early: Vec::new(),
+        }
+    }
+
+    /// When the engine emitted execution `id`'s `ExecutionStarted`.
+    async fn emitted(&mut self, id: &str) -> Instant {
+        if let Some(i) = self.early.iter().position(|(e, _)| e == id) {
+            return self.early.swap_remove(i).1;
+        }
+        loop {
+            let (e, at) = tokio::time::timeout(PATIENCE, self.started.recv())
+                .await
+                .unwrap_or_else(|_| panic!("the probe never saw {id} start"))
+                .unwrap_or_else(|| panic!("the probe stopped"));
+            if e == id {
+                return at;
+            }
+            self.early.push((e, at));
+        }
+    }
+}
+
+/// A GraphQL client over one keep-alive HTTP/1.1 connection.
+struct Gql {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Gql {
+    fn new(server: &Server) -> Gql {
+        Gql {
+            url: format!("http://{}/graphql", server.local_addr()),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a prepared body; the response text, once read whole.
+    async fn post(&self, body: String) -> String {
+        let response = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /graphql: {e}"));
+        assert_eq!(response.status(), 200);
+        response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("reading the response: {e}"))
+    }
+
+    /// `data` of a request, which must have no errors.
+    async fn data(&self, body: String) -> Value {
+        data_of(&self.post(body).await)
+    }
+}
+
+/// The JSON body of a GraphQL request.
+fn body(query: &str, variables: Value) -> String {
+    json!({"query": query, "variables": variables}).to_string()
+}
+
+/// `data` of a GraphQL response, which must have no errors.
+fn data_of(text: &str) -> Value {
+    let mut value: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(value.get("errors").is_none(), "GraphQL errors: {value}");
+    value["data"].take()
+}
+
+/// Latency percentiles (nearest rank).
+struct Stats {
+    sorted: Vec<Duration>,
+}
+
+impl Stats {
+    fn of(mut times: Vec<Duration>) -> Stats {
+        times.sort();
+        Stats { sorted: times }
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        let n = self.sorted.len();
+        let rank = ((p / 100.0) * n as f64).ceil() as usize;
+        self.sorted[rank.clamp(1, n) - 1]
+    }
+
+    fn row(&self, name: &str) -> String {
+        let n = self.sorted.len();
+        let mean = self.sorted.iter().sum::<Duration>() / n as u32;
+        format!(
+            "| {name} | {n} | {} | {} | {} | {} | {} | {} |",
+            ms(self.sorted[0]),
+            ms(self.percentile(50.0)),
+            ms(self.percentile(90.0)),
+            ms(self.percentile(99.0)),
+            ms(self.sorted[n - 1]),
+            ms(mean),
+        )
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A temporary directory, removed with the value.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("chill-bench-server-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
