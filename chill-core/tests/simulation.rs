@@ -16,10 +16,19 @@ fn run_seeds(seeds: std::ops::Range<u64>, config: impl Fn(u64) -> SimConfig + Sy
             .map(|t| {
                 let (config, seeds) = (&config, seeds.clone());
                 scope.spawn(move || {
-                    seeds
-                        .filter(|s| s % threads == t)
-                        .map(|s| simulate(&config(s)))
-                        .collect::<Vec<_>>()
+                    let started = std::time::Instant::now();
+                    let mut reports = Vec::new();
+                    for seed in seeds.filter(|s| s % threads == t) {
+                        reports.push(simulate(&config(seed)));
+                        if reports.len() % 500 == 0 {
+                            eprintln!(
+                                "thread {t}: {} seeds done (last {seed}) in {:.0?}",
+                                reports.len(),
+                                started.elapsed()
+                            );
+                        }
+                    }
+                    reports
                 })
             })
             .collect();
@@ -29,6 +38,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, config: impl Fn(u64) -> SimConfig + Sy
             .collect()
     });
     reports.sort_by_key(|r| r.seed);
+    let seeds_run = reports.len();
     let mut failures = Vec::new();
     let mut totals = (0usize, 0usize, 0usize, 0usize);
     for report in reports {
@@ -43,7 +53,7 @@ fn run_seeds(seeds: std::ops::Range<u64>, config: impl Fn(u64) -> SimConfig + Sy
         }
     }
     eprintln!(
-        "executions {}, retries {}, crashes {}, skipped {}",
+        "seeds {seeds_run}, executions {}, retries {}, crashes {}, skipped {}",
         totals.0, totals.1, totals.2, totals.3
     );
     assert!(failures.is_empty(), "seeds with violations: {failures:?}");
@@ -78,11 +88,20 @@ fn a_seed_replays_identically() {
 }
 
 /// The long run: 10,000 seeds. `cargo test --release -p chill-core --features testkit --test
-/// simulation -- --ignored ten_thousand_seeds`.
+/// simulation -- --ignored ten_thousand_seeds --nocapture`. `CHILL_SIM_SEEDS=2000..4000` runs a
+/// part of them (so the run can be split), and each thread reports every 500 seeds it finishes.
 #[test]
 #[ignore = "long: 10,000 seeds"]
 fn ten_thousand_seeds() {
-    run_seeds(0..10_000, SimConfig::new);
+    let seeds = std::env::var("CHILL_SIM_SEEDS").map_or(0..10_000, |range| {
+        let (start, end) = range
+            .split_once("..")
+            .expect("CHILL_SIM_SEEDS is START..END");
+        let start = start.parse().expect("CHILL_SIM_SEEDS: START is a number");
+        let end = end.parse().expect("CHILL_SIM_SEEDS: END is a number");
+        start..end
+    });
+    run_seeds(seeds, SimConfig::new);
 }
 
 /// Replay the seed in `CHILL_SIM_SEED`.

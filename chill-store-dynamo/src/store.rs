@@ -318,6 +318,22 @@ impl Store for DynamoStore {
         Ok(self.job_and_rev(id, "get_job").await?.map(|(job, _)| job))
     }
 
+    async fn inactive_jobs(&self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let keys = ids.iter().map(job_key).collect();
+        let mut active = HashSet::new();
+        for item in self.items_of(keys, "inactive_jobs").await? {
+            let (job, _) = self.codec.job_from_item(&item)?;
+            if job.is_active() {
+                active.insert(job.id);
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !active.contains(*id))
+            .copied()
+            .collect())
+    }
+
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {
         // Validates the size of the whole item as create_job would.
         self.codec.job_item(job)?;

@@ -183,6 +183,15 @@ impl Statements {
         ))
     }
 
+    /// The ids of those of `n` jobs (by id) that are enabled and not deleted.
+    pub(crate) fn active_jobs(&self, n: usize) -> String {
+        self.backend.placeholders(&format!(
+            "SELECT id FROM {} WHERE id IN ({}) AND enabled = TRUE AND deleted_at IS NULL",
+            self.jobs,
+            vec!["?"; n].join(", ")
+        ))
+    }
+
     /// `DELETE` of those of `n` executions by id that ended.
     pub(crate) fn delete_ended_executions(&self, n: usize) -> String {
         self.backend.placeholders(&format!(

@@ -26,6 +26,8 @@ use crate::{Backend, SqlStore};
 /// Most rows in one multi-row `INSERT` or `DELETE ... IN` (well under every database's limit
 /// of bound parameters).
 const CHUNK: usize = 64;
+/// Ids bound to one `IN (...)` lookup: far below every database's limit on bound values.
+const IDS_PER_QUERY: usize = 1_000;
 
 type Result<T> = std::result::Result<T, Fail>;
 
@@ -644,6 +646,27 @@ impl SqlStore {
         Ok(deleted)
     }
 
+    async fn inactive_jobs_once(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let mut active = std::collections::HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let args = chunk.iter().map(job_id).collect();
+            let rows = self
+                .pools
+                .fetch_all(&self.sql.active_jobs(chunk.len()), args)
+                .await?;
+            for row in &rows {
+                if let Some(id) = row.opt_uuid(0)? {
+                    active.insert(id);
+                }
+            }
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !active.contains(id.as_uuid()))
+            .copied()
+            .collect())
+    }
+
     async fn delete_executions_before_once(
         &self,
         before: DateTime<Utc>,
@@ -689,6 +712,11 @@ impl Store for SqlStore {
             Ok(row.as_ref().map(job_from_row).transpose()?)
         })
         .await
+    }
+
+    async fn inactive_jobs(&self, ids: &[JobId]) -> std::result::Result<Vec<JobId>, StoreError> {
+        self.run("inactive_jobs", || self.inactive_jobs_once(ids))
+            .await
     }
 
     async fn update_job(

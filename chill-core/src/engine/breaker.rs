@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -175,6 +176,9 @@ struct Inner {
 pub(crate) struct Breaker {
     options: BreakerOptions,
     inner: Mutex<Inner>,
+    /// Whether `inner.state` is `Closed`: written under the lock whenever the state changes,
+    /// read without it, so that admitting a call to a healthy endpoint takes no lock.
+    closed: AtomicBool,
 }
 
 /// Whether an AI outcome counts against the endpoint.
@@ -194,6 +198,7 @@ impl Breaker {
                 consecutive: 0,
                 window: VecDeque::new(),
             }),
+            closed: AtomicBool::new(true),
         }
     }
 
@@ -213,7 +218,7 @@ impl Breaker {
     /// Ask to call at `now`. A call admitted as a probe must be reported with
     /// [`Breaker::record`] (or [`Breaker::abandon`]), or the breaker stays half-open.
     pub(crate) fn admit(&self, now: DateTime<Utc>) -> (Admission, Option<Transition>) {
-        if self.options.is_disabled() {
+        if self.options.is_disabled() || self.closed.load(Ordering::Acquire) {
             return (Admission::Call { probe: false }, None);
         }
         let mut inner = self.lock();
@@ -287,6 +292,8 @@ impl Breaker {
                 State::Closed
             }
         };
+        self.closed
+            .store(matches!(inner.state, State::Closed), Ordering::Release);
         Some(Transition { from, to })
     }
 

@@ -22,7 +22,7 @@ macro_rules! forward_store {
         $crate::store::forward::forward_store! { @impl $wrapper, |$this, $op, $access, $call| $around,
             create_job(job: &$crate::model::Job) -> (), Write;
             get_job(id: &$crate::model::JobId) -> Option<$crate::model::Job>, Read;
-            job_is_active(id: &$crate::model::JobId) -> bool, Read;
+            inactive_jobs(ids: &[$crate::model::JobId]) -> Vec<$crate::model::JobId>, Read;
             update_job(job: &$crate::model::Job, expected_version: u64) -> (), Write;
             delete_job(id: &$crate::model::JobId) -> bool, Write;
             list_jobs(filter: &$crate::store::JobFilter, page: &$crate::store::PageRequest) -> $crate::store::Page<$crate::model::Job>, Read;

@@ -255,8 +255,13 @@ impl Store for MemoryStore {
         Ok(self.state().jobs.get(id).cloned())
     }
 
-    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
-        Ok(self.state().jobs.get(id).is_some_and(Job::is_active))
+    async fn inactive_jobs(&self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let state = self.state();
+        Ok(ids
+            .iter()
+            .filter(|id| !state.jobs.get(id).is_some_and(Job::is_active))
+            .copied()
+            .collect())
     }
 
     async fn update_job(&self, job: &Job, expected_version: u64) -> Result<(), StoreError> {

@@ -171,11 +171,19 @@ pub trait Store: Send + Sync {
     /// A job by id, deleted (soft) or not; `None` when there is no such job.
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
 
-    /// Whether a job exists, is enabled and is not deleted: asked by the engine just before a
-    /// run claimed ahead of its slot starts. The default reads the whole job with
-    /// [`Store::get_job`]; a backend may answer more cheaply.
-    async fn job_is_active(&self, id: &JobId) -> Result<bool, StoreError> {
-        Ok(self.get_job(id).await?.is_some_and(|job| job.is_active()))
+    /// Those of `ids` whose job is missing, disabled or deleted (soft), in no particular order;
+    /// empty when every one is active. Asked by the engine at the instant the runs claimed ahead
+    /// of their slot start, once for all the runs due at that instant. A read; it need not be
+    /// atomic across the ids. The default reads each whole job with [`Store::get_job`]; a
+    /// backend should answer with one query per batch of ids.
+    async fn inactive_jobs(&self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
+        let mut inactive = Vec::new();
+        for id in ids {
+            if !self.get_job(id).await?.is_some_and(|job| job.is_active()) {
+                inactive.push(*id);
+            }
+        }
+        Ok(inactive)
     }
 
     /// Replace a job's configuration, conditioned on its `version` being `expected_version`

@@ -96,6 +96,7 @@ macro_rules! store_conformance_tests {
             by_ref job_round_trip,
             by_ref job_update,
             by_ref job_delete,
+            by_ref inactive_jobs,
             by_ref list_jobs_pagination,
             by_ref list_jobs_filters,
             by_ref list_executions,
@@ -158,6 +159,7 @@ pub async fn run_all(store: Arc<dyn Store>, caps: &Capabilities) {
     job_round_trip(s, caps).await;
     job_update(s, caps).await;
     job_delete(s, caps).await;
+    inactive_jobs(s, caps).await;
     list_jobs_pagination(s, caps).await;
     list_jobs_filters(s, caps).await;
     list_executions(s, caps).await;
@@ -554,6 +556,64 @@ pub async fn job_delete(store: &dyn Store, _caps: &Capabilities) {
         sb.ok(store.get_job(&soft.id).await, "get_job"),
         None,
         "get_job after delete_job of a soft-deleted job",
+    );
+    sb.cleanup().await;
+}
+
+/// `inactive_jobs` names exactly those of the ids asked whose job is disabled, soft-deleted,
+/// hard-deleted or was never created, also when an active id is asked twice and when the ids
+/// are more than one query or batch of a backend holds (1,500 ids, most of them unknown); none
+/// for no ids. It changes nothing.
+pub async fn inactive_jobs(store: &dyn Store, _caps: &Capabilities) {
+    let mut sb = Sandbox::new(store, "inactive_jobs", 2052);
+    let active = sb.create(sb.new_job("active")).await;
+    let mut disabled = sb.new_job("disabled");
+    disabled.enabled = false;
+    let disabled = sb.create(disabled).await;
+    let mut soft = sb.new_job("soft-deleted");
+    soft.deleted_at = Some(sb.at(1));
+    let soft = sb.create(soft).await;
+    let hard = sb.create(sb.new_job("hard-deleted")).await;
+    sb.ok(store.delete_job(&hard.id).await, "delete_job");
+    let before = sb.snapshot(&active.id).await;
+
+    let unknown: Vec<JobId> = (0..1_495).map(|_| JobId::new()).collect();
+    let mut ids = vec![active.id, disabled.id, soft.id, hard.id];
+    ids.extend(&unknown[..700]);
+    ids.push(active.id);
+    ids.extend(&unknown[700..]);
+    let mut expected: Vec<JobId> = vec![disabled.id, soft.id, hard.id];
+    expected.extend(&unknown);
+    expected.sort();
+    let mut inactive = sb.ok(store.inactive_jobs(&ids).await, "inactive_jobs");
+    inactive.sort();
+    sb.check(
+        inactive == expected,
+        &format!(
+            "inactive_jobs of 1,500 ids names the disabled, deleted and unknown jobs only ({} named, {} expected)",
+            inactive.len(),
+            expected.len()
+        ),
+    );
+    sb.eq(
+        sb.ok(store.inactive_jobs(&[active.id]).await, "inactive_jobs"),
+        vec![],
+        "inactive_jobs of one active job",
+    );
+    sb.eq(
+        sb.ok(store.inactive_jobs(&[disabled.id]).await, "inactive_jobs"),
+        vec![disabled.id],
+        "inactive_jobs of one disabled job",
+    );
+    sb.eq(
+        sb.ok(store.inactive_jobs(&[]).await, "inactive_jobs"),
+        vec![],
+        "inactive_jobs of no ids",
+    );
+    sb.eq(
+        sb.snapshot(&active.id).await,
+        before,
+        "inactive_jobs changes nothing",
     );
     sb.cleanup().await;
 }
