@@ -89,6 +89,9 @@ pub(crate) enum Row {
 
 type Result<T> = std::result::Result<T, sqlx::Error>;
 
+/// The fewest rows of a result that [`Pools::fetch_decoded`] frees on a blocking thread.
+const FREE_IN_BACKGROUND: usize = 64;
+
 impl Pools {
     pub(crate) fn backend(&self) -> Backend {
         match self {
@@ -139,6 +142,44 @@ impl Pools {
                 .map(Row::MySql)
                 .collect(),
         })
+    }
+
+    /// Run one reading statement outside a transaction and decode each row as it arrives, so
+    /// that decoding overlaps with the database producing the next rows (SQLite produces them
+    /// on its connection's own thread). The rows of a large result are then freed on a
+    /// blocking thread: a page of jobs is tens of thousands of small frees the caller need
+    /// not wait for.
+    pub(crate) async fn fetch_decoded<T, E: From<sqlx::Error>>(
+        &self,
+        sql: &str,
+        args: Vec<Arg>,
+        mut decode: impl FnMut(&Row) -> std::result::Result<T, E>,
+    ) -> std::result::Result<Vec<T>, E> {
+        use futures_util::TryStreamExt;
+        let mut decoded = Vec::new();
+        let mut rows = Vec::new();
+        macro_rules! each_row {
+            ($db:ty, $pool:expr, $wrap:path) => {{
+                let mut stream = bound!($db, sql, args).fetch($pool);
+                while let Some(row) = stream.try_next().await? {
+                    let row = $wrap(row);
+                    decoded.push(decode(&row)?);
+                    rows.push(row);
+                }
+            }};
+        }
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { reader, .. } => each_row!(sqlx::Sqlite, reader, Row::Sqlite),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => each_row!(sqlx::Postgres, p, Row::Postgres),
+            #[cfg(feature = "mysql")]
+            Pools::MySql(p) => each_row!(sqlx::MySql, p, Row::MySql),
+        }
+        if rows.len() >= FREE_IN_BACKGROUND {
+            drop(tokio::task::spawn_blocking(move || drop(rows)));
+        }
+        Ok(decoded)
     }
 
     /// Run one reading statement outside a transaction; its first row.

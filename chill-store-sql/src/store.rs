@@ -124,20 +124,16 @@ impl SqlStore {
 
     /// Jobs read by one statement.
     async fn read_jobs(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Job>> {
-        let rows = self.pools.fetch_all(sql, args).await?;
-        Ok(rows
-            .iter()
-            .map(job_from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()?)
+        self.pools
+            .fetch_decoded(sql, args, |row| Ok(job_from_row(row)?))
+            .await
     }
 
     /// Executions read by one statement.
     async fn read_executions(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Execution>> {
-        let rows = self.pools.fetch_all(sql, args).await?;
-        Ok(rows
-            .iter()
-            .map(execution_from_row)
-            .collect::<std::result::Result<Vec<_>, _>>()?)
+        self.pools
+            .fetch_decoded(sql, args, |row| Ok(execution_from_row(row)?))
+            .await
     }
 
     fn limits(&self) -> &Limits {
