@@ -172,9 +172,8 @@ pub trait Store: Send + Sync {
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
 
     /// Those of `ids` whose job is missing, disabled or deleted (soft), in no particular order;
-    /// empty when every one is active. Asked by the engine at the instant the runs claimed ahead
-    /// of their slot start, once for all the runs due at that instant. A read; it need not be
-    /// atomic across the ids. The default reads each whole job with [`Store::get_job`]; a
+    /// empty when every one is active. Asked by the engine when a run claimed ahead of its slot
+    /// is about to start (for its own job). A read; it need not be atomic across the ids. The default reads each whole job with [`Store::get_job`]; a
     /// backend should answer with one query per batch of ids.
     async fn inactive_jobs(&self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
         let mut inactive = Vec::new();

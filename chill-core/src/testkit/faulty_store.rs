@@ -43,7 +43,6 @@ pub struct FaultyStore {
     rng: Mutex<Rng>,
     down: AtomicBool,
     injected: AtomicU64,
-    calls: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -71,7 +70,6 @@ impl FaultyStore {
             rng: Mutex::new(Rng::new(seed)),
             down: AtomicBool::new(false),
             injected: AtomicU64::new(0),
-            calls: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,13 +105,6 @@ impl FaultyStore {
         self.injected.load(Ordering::Relaxed)
     }
 
-    /// How many times an operation (a [`Store`] method name) was called so far, failed calls
-    /// included.
-    pub fn calls(&self, operation: &str) -> u64 {
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        calls.get(operation).copied().unwrap_or(0)
-    }
-
     /// A uniform draw in [0, 1).
     fn draw(&self) -> f64 {
         self.rng.lock().unwrap_or_else(|e| e.into_inner()).unit()
@@ -130,12 +121,6 @@ impl FaultyStore {
 
     /// Latency and failures before a call.
     async fn before(&self, what: &str) -> Result<(), StoreError> {
-        *self
-            .calls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(what.to_string())
-            .or_default() += 1;
         let delay = self
             .delays
             .lock()
