@@ -70,26 +70,58 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
         .synchronous(SqliteSynchronous::Normal);
     // No ping before each use: a SQLite connection is a file handle, not a socket that can
     // break, and the ping is a round trip to the connection's worker thread.
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .test_before_acquire(false)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect.clone())
-        .await
-        .map_err(fail)?;
-    let reader = SqlitePoolOptions::new()
-        .max_connections(options.max_connections)
-        .test_before_acquire(false)
-        .acquire_timeout(options.acquire_timeout)
-        .connect_with(connect)
-        .await
-        .map_err(fail)?;
+    let writer = open_waiting_while_busy(options.busy_timeout, || {
+        SqlitePoolOptions::new()
+            .max_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+    })
+    .await
+    .map_err(fail)?;
+    let reader = open_waiting_while_busy(options.busy_timeout, || {
+        SqlitePoolOptions::new()
+            .max_connections(options.max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+    })
+    .await
+    .map_err(fail)?;
     let pools = Pools::Sqlite {
         writes: crate::batch::Writes::new(writer.clone()),
         writer,
         reader,
     };
     Ok((pools, options.max_value_bytes))
+}
+
+/// Open a pool, again while the file is busy, for up to `busy_timeout`.
+///
+/// The first connection switches a new file to WAL, which takes an exclusive lock that
+/// SQLite's busy handler does not wait for: a process or store opening the same file at
+/// that moment gets `SQLITE_BUSY` at once. Once the file is in WAL mode the switch is a
+/// no-op, so waiting a little and opening again succeeds.
+#[cfg(feature = "sqlite")]
+async fn open_waiting_while_busy<F, Fut>(
+    busy_timeout: std::time::Duration,
+    mut open: F,
+) -> Result<sqlx::SqlitePool, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<sqlx::SqlitePool, sqlx::Error>>,
+{
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match open().await {
+            Err(e) if crate::error::is_retryable(&e) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
 }
 
 #[cfg(feature = "postgres")]

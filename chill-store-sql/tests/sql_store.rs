@@ -367,6 +367,41 @@ async fn migrations_run_once_and_prefixes_keep_stores_apart() {
     }
 }
 
+/// Stores opening a new SQLite file at the same moment all connect: the one switching the
+/// file to WAL holds a lock SQLite's busy handler does not wait for, and the others open
+/// again until the switch is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_stores_opening_a_new_file_together_all_connect() {
+    for round in 0..10 {
+        with_db(Kind::SqliteFile, "open_together", move |db| async move {
+            let stores: Vec<_> = (0..8)
+                .map(|_| {
+                    let db = db.clone();
+                    tokio::spawn(async move { db.store().await })
+                })
+                .collect();
+            let mut opened = Vec::new();
+            for s in stores {
+                opened.push(s.await.unwrap());
+            }
+            for (i, s) in opened.iter().enumerate() {
+                s.create_job(&job_with(&format!("r{round}-{i}"), "p", 0))
+                    .await
+                    .unwrap();
+            }
+            let listed = opened[0]
+                .list_jobs(&JobFilter::default(), &PageRequest::first(100))
+                .await
+                .unwrap();
+            assert_eq!(listed.items.len(), 8, "round {round}");
+            for s in opened {
+                s.close().await;
+            }
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn concurrent_connects_migrate_once() {
     for kind in Kind::all() {
