@@ -109,6 +109,16 @@ pub(crate) struct Inner {
     start_groups: start_groups::StartGroups,
 }
 
+/// `at` rounded up to a whole millisecond, the precision of the stores (see [`Inner::now`]).
+fn ceil_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    let cut = at.trunc_subsecs(3);
+    if cut == at {
+        at
+    } else {
+        cut + TimeDelta::milliseconds(1)
+    }
+}
+
 impl Inner {
     /// The current time at store precision (milliseconds).
     fn now(&self) -> DateTime<Utc> {

@@ -104,7 +104,10 @@ pub(crate) fn decide(
     };
     Decision {
         status,
-        retry_at: Some(now.checked_add_signed(delay).unwrap_or(now)),
+        // At store precision, and never before the delay is over.
+        retry_at: Some(super::ceil_millis(
+            now.checked_add_signed(delay).unwrap_or(now),
+        )),
     }
 }
 
@@ -207,5 +210,30 @@ mod tests {
         let d = decide(&policy(), 1, &Failure::LeaseExpired, now(), &mut rng);
         assert_eq!(d.status, ExecutionStatus::Failed);
         assert!(d.retry_at.unwrap() >= now() + TimeDelta::seconds(10));
+    }
+
+    #[test]
+    fn a_retry_waits_for_the_breaker_and_falls_on_a_whole_millisecond() {
+        use chrono::SubsecRound;
+        let mut rng = Rng::new(3);
+        // A breaker opened at a clock reading finer than the stores keep.
+        let until = now() + TimeDelta::seconds(90) + TimeDelta::nanoseconds(129_538_921);
+        let d = decide(
+            &policy(),
+            1,
+            &Failure::CircuitOpen { until },
+            now(),
+            &mut rng,
+        );
+        let at = d.retry_at.unwrap();
+        assert!(
+            at >= until,
+            "{at} is before the breaker half-opens at {until}"
+        );
+        assert_eq!(at, at.trunc_subsecs(3), "{at} is not a whole millisecond");
+        assert!(
+            at - until < TimeDelta::milliseconds(1),
+            "{at} waits too long"
+        );
     }
 }

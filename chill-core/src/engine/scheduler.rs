@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::executor;
-use super::{Inner, planner, retry};
+use super::{Inner, ceil_millis, planner, retry};
 use crate::events::Event;
 use crate::model::{ErrorType, ExecutionStatus};
 use crate::ops::AlertKind;
@@ -46,30 +46,20 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
             Err(e) => Err(e),
         };
         let now = inner.now();
-        let poll = inner.poll_length();
-        let ahead = inner.ahead_length();
         let wake_at = match result {
             Ok(next) => {
                 failures = 0;
-                match next {
-                    Some(due)
-                        if due <= now && progressed && inner.permits.available_permits() > 0 =>
-                    {
-                        continue;
-                    }
-                    // Due, but this round claimed nothing (lost every race, or a job that cannot
-                    // be claimed): do not spin; look again shortly.
-                    Some(due) if due <= now && inner.permits.available_permits() > 0 => {
-                        now + inner.store_backoff(1)
-                    }
-                    // Due but no capacity: wait for a running execution to end (it notifies).
-                    Some(due) if due <= now => now + poll,
-                    // Inside the claim-ahead window but not claimed (a slot decided when due, no
-                    // capacity, or a job that appeared after the query).
-                    Some(due) if due <= now + ahead && progressed => continue,
-                    Some(due) if due <= now + ahead => due.min(now + poll),
-                    Some(due) => (due - ahead).min(now + poll),
-                    None => now + poll,
+                let state = LoopState {
+                    now,
+                    next_due: next,
+                    progressed,
+                    capacity: inner.permits.available_permits() > 0,
+                };
+                match state.wake_at(inner.poll_length(), inner.ahead_length(), || {
+                    inner.store_backoff(1)
+                }) {
+                    Some(at) => at,
+                    None => continue,
                 }
             }
             Err(e) => {
@@ -87,6 +77,57 @@ pub(crate) async fn scheduler_loop(inner: Arc<Inner>, mut shutdown: watch::Recei
         }
     }
     tracing::debug!("scheduler loop stopped");
+}
+
+/// What the scheduler loop knows after a round that took everything it could.
+#[derive(Debug, Clone, Copy)]
+struct LoopState {
+    /// The time at store precision.
+    now: DateTime<Utc>,
+    /// The store's earliest due time.
+    next_due: Option<DateTime<Utc>>,
+    /// Whether the round claimed anything.
+    progressed: bool,
+    /// Whether a permit is free.
+    capacity: bool,
+}
+
+impl LoopState {
+    /// When to look again (`None`: at once). `poll` is the longest sleep, `ahead` the
+    /// claim-ahead window, `backoff` the pause after a round that claimed nothing due.
+    ///
+    /// The time is rounded up to a whole millisecond: the loop compares due times with the
+    /// clock cut to milliseconds, so a sleep until a due time with finer precision would end
+    /// before the cut clock reached it, and the loop would wake again at once, forever on a
+    /// clock that only moves when everyone sleeps.
+    fn wake_at(
+        self,
+        poll: TimeDelta,
+        ahead: TimeDelta,
+        backoff: impl FnOnce() -> TimeDelta,
+    ) -> Option<DateTime<Utc>> {
+        let LoopState {
+            now,
+            next_due,
+            progressed,
+            capacity,
+        } = self;
+        let at = match next_due {
+            Some(due) if due <= now && progressed && capacity => return None,
+            // Due, but this round claimed nothing (lost every race, or a job that cannot be
+            // claimed): do not spin; look again shortly.
+            Some(due) if due <= now && capacity => now + backoff(),
+            // Due but no capacity: wait for a running execution to end (it notifies).
+            Some(due) if due <= now => now + poll,
+            // Inside the claim-ahead window but not claimed (a slot decided when due, no
+            // capacity, or a job that appeared after the query).
+            Some(due) if due <= now + ahead && progressed => return None,
+            Some(due) if due <= now + ahead => due.min(now + poll),
+            Some(due) => (due - ahead).min(now + poll),
+            None => now + poll,
+        };
+        Some(ceil_millis(at))
+    }
 }
 
 /// One round: claim due retry attempts and due slots, as many as there is capacity for.
@@ -247,4 +288,101 @@ pub(crate) async fn recover_expired(inner: &Arc<Inner>) -> Result<usize, StoreEr
         executor::finish(inner, record, next, &running, Some(now)).await;
     }
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{SubsecRound, TimeZone};
+
+    use super::*;
+
+    fn at(ms: i64, extra_nanos: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 10, 26, 12, 0, 0).unwrap()
+            + TimeDelta::milliseconds(ms)
+            + TimeDelta::nanoseconds(extra_nanos)
+    }
+
+    fn idle(now: DateTime<Utc>, next_due: DateTime<Utc>) -> LoopState {
+        LoopState {
+            now,
+            next_due: Some(next_due),
+            progressed: false,
+            capacity: true,
+        }
+    }
+
+    const POLL: TimeDelta = TimeDelta::seconds(1);
+    const AHEAD: TimeDelta = TimeDelta::seconds(20);
+
+    fn no_backoff() -> TimeDelta {
+        panic!("nothing is due yet: no backoff")
+    }
+
+    #[test]
+    fn a_due_time_finer_than_a_millisecond_is_waited_for_not_spun_on() {
+        // Due 20 s and a fraction of a millisecond ahead of the clock cut to milliseconds:
+        // the claim-ahead window opens between this millisecond and the next.
+        let due = at(51_129, 538_921);
+        let now = at(31_129, 0);
+        let wake = idle(now, due).wake_at(POLL, AHEAD, no_backoff).unwrap();
+        assert_eq!(wake, at(31_130, 0), "the next whole millisecond");
+        // At that millisecond the window is open: wait for the due time itself.
+        let wake = idle(wake, due).wake_at(POLL, AHEAD, no_backoff).unwrap();
+        assert_eq!(wake, at(32_130, 0), "one poll later, before the due time");
+    }
+
+    #[test]
+    fn every_wake_up_is_a_whole_millisecond_after_the_cut_clock() {
+        for nanos in [0, 1, 538_921, 999_999] {
+            for due_ms in [-5_000, 0, 10_000, 20_000, 20_001, 40_000] {
+                for progressed in [false, true] {
+                    for capacity in [false, true] {
+                        let now = at(0, 0);
+                        let state = LoopState {
+                            now,
+                            next_due: Some(at(due_ms, nanos)),
+                            progressed,
+                            capacity,
+                        };
+                        let wake = state.wake_at(POLL, AHEAD, || TimeDelta::microseconds(100_500));
+                        if let Some(wake) = wake {
+                            assert!(wake > now, "{state:?}: {wake}");
+                            assert_eq!(wake, wake.trunc_subsecs(3), "{state:?}: {wake}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_loop_goes_on_at_once_only_after_a_round_that_claimed() {
+        let now = at(0, 0);
+        let due_now = LoopState {
+            progressed: true,
+            ..idle(now, now)
+        };
+        assert_eq!(due_now.wake_at(POLL, AHEAD, no_backoff), None);
+        let in_window = LoopState {
+            progressed: true,
+            ..idle(now, at(5_000, 0))
+        };
+        assert_eq!(in_window.wake_at(POLL, AHEAD, no_backoff), None);
+        let stuck = idle(now, now);
+        assert_eq!(
+            stuck.wake_at(POLL, AHEAD, || TimeDelta::milliseconds(100)),
+            Some(at(100, 0)),
+            "due but nothing claimed: back off"
+        );
+        let full = LoopState {
+            capacity: false,
+            ..idle(now, now)
+        };
+        assert_eq!(full.wake_at(POLL, AHEAD, no_backoff), Some(at(1_000, 0)));
+        let nothing = LoopState {
+            next_due: None,
+            ..idle(now, now)
+        };
+        assert_eq!(nothing.wake_at(POLL, AHEAD, no_backoff), Some(at(1_000, 0)));
+    }
 }
