@@ -1823,11 +1823,12 @@ fn ahead(id: &str) -> ChillOptions {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn runs_claimed_ahead_for_one_instant_all_start_before_any_of_them_finishes() {
-    // Forty jobs due at 00:30, claimed ahead. The store answers each run's last check with a
-    // latency of its own, so the runs start at different moments, and the AI answers at once:
-    // the first runs would finish while the others still wait to start, unless they wait.
-    // (Each run's lease, held from its claim, covers the minute of waiting.)
+async fn runs_claimed_ahead_for_one_instant_are_checked_together_and_all_start_before_any_finishes()
+{
+    // Forty jobs due at 00:30, claimed ahead. At 00:30 the engine asks the store once whether
+    // their jobs are still active (the answer takes 250 ms), then every run calls the AI at
+    // that same instant, and none finishes before the last of them started. (Each run's
+    // lease, held from its claim, covers the minute of waiting.)
     let w = World::new();
     w.ai.set_default(ok_after(0));
     let admin = w.engine("admin");
@@ -1837,15 +1838,9 @@ async fn runs_claimed_ahead_for_one_instant_all_start_before_any_of_them_finishe
             .await
             .unwrap();
     }
-    let latency = Faults {
-        max_latency: Duration::from_millis(800),
-        ..Faults::NONE
-    };
-    // A minute ahead: every claim (each slowed down as well) is made before 00:30.
-    let chill = w.engine_on(
-        w.faulty(latency, 7),
-        options("a").with_claim_ahead(secs(60)),
-    );
+    let store = w.faulty(Faults::NONE, 7);
+    store.set_delay("inactive_jobs", Duration::from_millis(250));
+    let chill = w.engine_on(store.clone(), options("a").with_claim_ahead(secs(60)));
     let mut events = chill.subscribe();
     let handle = chill.start();
     w.run_to(at(31, 0)).await;
@@ -1863,10 +1858,12 @@ async fn runs_claimed_ahead_for_one_instant_all_start_before_any_of_them_finishe
         80,
         "forty runs started and succeeded: {order:?}"
     );
+    assert_eq!(store.calls("inactive_jobs"), 1, "one check for the forty");
     let call_times: HashSet<DateTime<Utc>> = w.ai.calls().iter().map(|c| c.at).collect();
-    assert!(
-        call_times.len() > 1 && call_times.iter().all(|t| *t >= at(30, 0)),
-        "the runs started at different moments, none early: {call_times:?}"
+    assert_eq!(
+        call_times,
+        HashSet::from([at(30, 0) + TimeDelta::milliseconds(250)]),
+        "every run called the AI once the check answered"
     );
     let last_start = order.iter().rposition(|k| *k == "started");
     let first_finish = order.iter().position(|k| *k == "finished");

@@ -50,9 +50,17 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     if execution.started_at > inner.now() {
         // Claimed ahead of its slot (the request is ready): wait for the slot's due time, then
         // make sure the job was not paused or deleted meanwhile.
-        let pending = group.insert(inner.start_groups.join(execution.started_at, &inner.clock));
-        pending.due().await;
-        if !still_active(&inner, &execution).await {
+        let pending = group.insert(inner.start_groups.join(
+            execution.started_at,
+            execution.job_id,
+            &inner.clock,
+            &inner.store,
+        ));
+        let active = match pending.due().await {
+            Some(active) => active,
+            None => still_active(&inner, &execution).await,
+        };
+        if !active {
             pending.started();
             tracing::info!("job paused or deleted after its slot was claimed ahead; run cancelled");
             cancel_unstarted(&inner, &execution).await;
@@ -63,19 +71,26 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     tracing::info!(scheduled_for = %execution.scheduled_for, "execution started");
     tracing::debug!(prompt_chars = execution.request_payload.prompt.chars().count(), system_prompt_chars = execution.request_payload.system_prompt.as_ref().map_or(0, |p| p.chars().count()), metadata = %telemetry::redacted_metadata(&job.metadata, &inner.options.redacted_metadata_keys), "request");
     inner.emit_with(|| Event::ExecutionStarted(execution.clone()));
-    let deadline = inner.clock.now() + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let called_at = inner.clock.now();
+    let deadline = called_at + TimeDelta::from_std(timeout).unwrap_or(TimeDelta::MAX);
     let (admission, transition) = inner.breaker.admit(called_at);
     on_breaker(&inner, transition).await;
     let end = match admission {
         Admission::Refused { until } => CallEnd::Refused(until),
         Admission::Call { probe } => {
-            let end = tokio::select! {
-                biased;
-                answer = inner.ai.call(&request) => CallEnd::Answered(answer),
-                () = inner.clock.sleep_until(deadline) => CallEnd::Answered(Err(AiError::Timeout(timeout))),
-                () = heartbeat(&inner, &execution) => CallEnd::LeaseLost,
+            let mut call = inner.ai.call(&request);
+            // A client that answers at once needs no timeout timer nor heartbeat: poll it
+            // once before arming them (what the biased `select!` below polls first anyway).
+            let end = match poll_once(call.as_mut()).await {
+                Some(answer) => CallEnd::Answered(answer),
+                None => tokio::select! {
+                    biased;
+                    answer = &mut call => CallEnd::Answered(answer),
+                    () = inner.clock.sleep_until(deadline) => CallEnd::Answered(Err(AiError::Timeout(timeout))),
+                    () = heartbeat(&inner, &execution) => CallEnd::LeaseLost,
+                },
             };
+            drop(call);
             match &end {
                 CallEnd::Answered(answer) => {
                     let failed = breaker::counts_as_failure(&answer.as_ref().map(|_| ()));
@@ -111,6 +126,17 @@ async fn run_in_span(inner: Arc<Inner>, execution: Execution, job: Job) {
     let (record, next_attempt) = conclude(&inner, &execution, &job, answer, latency, now);
     // Boxed: keeps the spawned execution future small (tokio moves it several times).
     Box::pin(finish(&inner, record, next_attempt, &execution, None)).await;
+}
+
+/// Poll `future` once: its output if it is ready, `None` (and the waker registered) if not.
+async fn poll_once<F: std::future::Future + ?Sized>(
+    mut future: std::pin::Pin<&mut F>,
+) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }
 
 /// Whether the job of an execution claimed ahead is still active (enabled, not deleted).

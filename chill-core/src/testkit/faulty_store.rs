@@ -39,10 +39,20 @@ pub struct FaultyStore {
     inner: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     faults: Mutex<Faults>,
-    delays: Mutex<HashMap<String, Duration>>,
+    /// Per operation (a [`Store`] method name): its delay and how often it was called.
+    operations: Mutex<HashMap<String, Operation>>,
     rng: Mutex<Rng>,
     down: AtomicBool,
     injected: AtomicU64,
+}
+
+/// What a [`FaultyStore`] keeps about one operation.
+#[derive(Debug, Default, Clone, Copy)]
+struct Operation {
+    /// Waited on the clock before each call (zero: none).
+    delay: Duration,
+    /// Calls so far, failed ones included.
+    calls: u64,
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -66,7 +76,7 @@ impl FaultyStore {
             inner,
             clock,
             faults: Mutex::new(faults),
-            delays: Mutex::new(HashMap::new()),
+            operations: Mutex::new(HashMap::new()),
             rng: Mutex::new(Rng::new(seed)),
             down: AtomicBool::new(false),
             injected: AtomicU64::new(0),
@@ -86,12 +96,20 @@ impl FaultyStore {
     /// wait `delay` on the clock before it reaches the store: a slow round trip, so that other
     /// tasks act in between, deterministically. `Duration::ZERO` removes the delay.
     pub fn set_delay(&self, operation: &str, delay: Duration) {
-        let mut delays = self.delays.lock().unwrap_or_else(|e| e.into_inner());
-        if delay.is_zero() {
-            delays.remove(operation);
-        } else {
-            delays.insert(operation.to_string(), delay);
-        }
+        self.operations()
+            .entry(operation.to_string())
+            .or_default()
+            .delay = delay;
+    }
+
+    /// How many times an operation (a [`Store`] method name) was called so far, failed calls
+    /// included.
+    pub fn calls(&self, operation: &str) -> u64 {
+        self.operations().get(operation).map_or(0, |o| o.calls)
+    }
+
+    fn operations(&self) -> std::sync::MutexGuard<'_, HashMap<String, Operation>> {
+        self.operations.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Take the store down (every call fails with [`StoreError::Unavailable`]) or bring it
@@ -121,13 +139,25 @@ impl FaultyStore {
 
     /// Latency and failures before a call.
     async fn before(&self, what: &str) -> Result<(), StoreError> {
-        let delay = self
-            .delays
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(what)
-            .copied();
-        if let Some(delay) = delay {
+        let delay = {
+            let mut operations = self.operations();
+            // The name is copied once per operation, at its first call.
+            match operations.get_mut(what) {
+                Some(op) => {
+                    op.calls += 1;
+                    op.delay
+                }
+                None => {
+                    let first = Operation {
+                        delay: Duration::ZERO,
+                        calls: 1,
+                    };
+                    operations.insert(what.to_string(), first);
+                    Duration::ZERO
+                }
+            }
+        };
+        if !delay.is_zero() {
             self.clock.sleep(delay).await;
         }
         let faults = self.faults();
