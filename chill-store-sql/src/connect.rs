@@ -124,6 +124,28 @@ where
     }
 }
 
+/// How long a server connection may sit idle in the pool before it is pinged on its way out.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+const IDLE_BEFORE_PING: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pools' check of an idle connection before it is handed out: a ping only when it sat
+/// idle for [`IDLE_BEFORE_PING`] or longer (a server restart or an idle timeout may have
+/// closed it meanwhile). A connection in steady use goes out unchecked: a ping before every
+/// statement was one more round trip per write. A connection that breaks anyway fails its
+/// statement as `Unavailable`, which the engine retries on a new connection.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+fn ping_when_idle_long<C: sqlx::Connection>(
+    conn: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if meta.idle_for >= IDLE_BEFORE_PING {
+            conn.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 #[cfg(feature = "postgres")]
 async fn postgres(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlError> {
     use std::str::FromStr;
@@ -135,6 +157,8 @@ async fn postgres(url: &str, options: &SqlOptions) -> Result<(Pools, usize), Sql
     let pool = PgPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(ping_when_idle_long)
         .connect_with(connect)
         .await
         .map_err(fail)?;
@@ -153,6 +177,8 @@ async fn mysql(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlErr
     let pool = MySqlPoolOptions::new()
         .max_connections(options.max_connections)
         .acquire_timeout(options.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(ping_when_idle_long)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 // READ COMMITTED: conditional updates see the latest committed row and take
