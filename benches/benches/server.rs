@@ -22,7 +22,10 @@
 //! current-thread runtime, blocked in the engine's event stream (`Chill::subscribe`), notes when
 //! each `ExecutionStarted` reaches it: the engine's emit, as closely as it can be observed (the
 //! probe's own wake-up can come late on a loaded machine, which makes "emit → last" shorter,
-//! never longer; "first → last" does not depend on it). Under the table: the CPU time of the
+//! never longer; "first → last" does not depend on it). The subscribers' sockets also note the
+//! kernel's receive time of each segment (`SO_TIMESTAMPNS`), so "→ in the last socket" is when
+//! the event had reached every subscriber's socket, whenever the one client thread that reads
+//! the 100 sockets got to it. Under the table: the CPU time of the
 //! whole process per trigger, and from it the CPU each further subscriber costs.
 //!
 //! The server runs on a tokio multi-thread runtime with the default worker count (as `chill
@@ -35,9 +38,13 @@
 //! ```
 #![allow(clippy::print_stdout)]
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant, SystemTime};
 
 use chill_benches::engine::{InstantAi, store_with};
 
@@ -47,12 +54,13 @@ use chill_examples::server::WS_READ_BUFFER;
 use chill_examples::{AiChoice, ServeConfig, Server};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Timed creates.
 const CREATES: usize = 1_000;
@@ -217,6 +225,10 @@ async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
         report.row(
             format!("{label}: engine emit (probe) → last"),
             times.emit_to_last,
+        );
+        report.row(
+            format!("{label}: engine emit (probe) → in the last socket (kernel receive time)"),
+            times.emit_to_received,
         );
         report.row(format!("{label}: first → last `started`"), times.spread);
         let mut note = format!("process CPU per trigger, {label}: {}", ms(times.cpu));
@@ -410,6 +422,9 @@ struct FanOut {
     to_last: Stats,
     /// The engine's emit (the probe) → the last subscriber has the event.
     emit_to_last: Stats,
+    /// The engine's emit (the probe, wall clock) → the event's last TCP segment in the last
+    /// subscriber's socket (the kernel's receive time).
+    emit_to_received: Stats,
     /// The first subscriber → the last.
     spread: Stats,
     /// CPU time of this process (server and client) per trigger.
@@ -443,6 +458,7 @@ async fn fan_out(
     let mut to_first = Vec::with_capacity(iterations);
     let mut to_last = Vec::with_capacity(iterations);
     let mut emit_to_last = Vec::with_capacity(iterations);
+    let mut emit_to_received = Vec::with_capacity(iterations);
     let mut spread = Vec::with_capacity(iterations);
     let cpu_before = process_cpu();
     for _ in 0..iterations {
@@ -451,11 +467,18 @@ async fn fan_out(
         let text = gql.post(request).await;
         response.push(sent.elapsed());
         let id = execution_id(&text);
-        let (first, last) = subscribers.wait(&id, "started", n).await;
+        let Arrivals {
+            first,
+            last,
+            last_received,
+        } = subscribers.wait(&id, "started", n).await;
         let emitted = probe.emitted(&id).await;
+        if let Some(received) = last_received {
+            emit_to_received.push(received.duration_since(emitted.wall).unwrap_or_default());
+        }
         to_first.push(first - sent);
         to_last.push(last - sent);
-        emit_to_last.push(last.saturating_duration_since(emitted));
+        emit_to_last.push(last.saturating_duration_since(emitted.at));
         spread.push(last - first);
         // The next trigger after this run's end: the job's overlap policy would refuse it.
         subscribers.wait(&id, "finished", n).await;
@@ -470,6 +493,7 @@ async fn fan_out(
         to_first: Stats::of(to_first),
         to_last: Stats::of(to_last),
         emit_to_last: Stats::of(emit_to_last),
+        emit_to_received: Stats::of(emit_to_received),
         spread: Stats::of(spread),
     }
 }
@@ -486,6 +510,18 @@ struct Arrival {
     kind: String,
     execution_id: String,
     at: Instant,
+    /// When the kernel received the last TCP segment read before the message was whole
+    /// (`SO_TIMESTAMPNS`): its arrival in the subscriber's socket, whenever the client got to
+    /// reading it.
+    received: Option<SystemTime>,
+}
+
+/// The arrivals of one event at every subscriber.
+struct Arrivals {
+    first: Instant,
+    last: Instant,
+    /// The latest kernel receive time among them.
+    last_received: Option<SystemTime>,
 }
 
 /// WebSocket connections subscribed to one job's execution events, each read by a task of its
@@ -498,33 +534,40 @@ struct Subscribers {
 }
 
 impl Subscribers {
-    /// Waits until `n` subscribers have `kind` of execution `id`; the first and last arrival.
-    async fn wait(&mut self, id: &str, kind: &str, n: usize) -> (Instant, Instant) {
-        let mut times = Vec::with_capacity(n);
+    /// Waits until `n` subscribers have `kind` of execution `id`.
+    async fn wait(&mut self, id: &str, kind: &str, n: usize) -> Arrivals {
+        let mut arrivals = Vec::with_capacity(n);
         let wanted = |a: &Arrival| a.execution_id == id && a.kind == kind;
         let (mine, others): (Vec<Arrival>, Vec<Arrival>) = std::mem::take(&mut self.early)
             .into_iter()
             .partition(wanted);
         self.early = others;
-        times.extend(mine.iter().map(|a| a.at));
-        while times.len() < n {
+        arrivals.extend(mine);
+        while arrivals.len() < n {
             let arrival = tokio::time::timeout(PATIENCE, self.arrivals.recv())
                 .await
-                .unwrap_or_else(|_| panic!("{kind} of {id}: {} of {n} in time", times.len()))
+                .unwrap_or_else(|_| panic!("{kind} of {id}: {} of {n} in time", arrivals.len()))
                 .unwrap_or_else(|| panic!("the subscribers stopped"));
             if wanted(&arrival) {
-                times.push(arrival.at);
+                arrivals.push(arrival);
             } else {
                 self.early.push(arrival);
             }
         }
-        let first = times.iter().min().copied().unwrap_or_else(Instant::now);
-        let last = times.iter().max().copied().unwrap_or(first);
-        (first, last)
+        let first = arrivals
+            .iter()
+            .map(|a| a.at)
+            .min()
+            .unwrap_or_else(Instant::now);
+        Arrivals {
+            first,
+            last: arrivals.iter().map(|a| a.at).max().unwrap_or(first),
+            last_received: arrivals.iter().filter_map(|a| a.received).max(),
+        }
     }
 }
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Socket = WebSocketStream<Timestamped>;
 
 /// `n` WebSocket connections (`graphql-transport-ws`), each subscribed to `job`'s execution
 /// events.
@@ -540,10 +583,16 @@ async fn subscribe(server: &Server, job: &str, n: usize) -> Subscribers {
             .insert("Sec-WebSocket-Protocol", http_value("graphql-transport-ws"));
         // The server's small read buffer, for the same reason (see `WS_READ_BUFFER`).
         let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
-        let (mut socket, _) =
-            tokio_tungstenite::connect_async_with_config(request, Some(config), false)
-                .await
-                .unwrap_or_else(|e| panic!("WebSocket connect: {e}"));
+        let tcp = TcpStream::connect(server.local_addr())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            Timestamped::new(tcp),
+            Some(config),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("WebSocket connect: {e}"));
         send(
             &mut socket,
             json!({"type": "connection_init", "payload": {}}),
@@ -574,6 +623,7 @@ fn http_value(s: &'static str) -> tokio_tungstenite::tungstenite::http::HeaderVa
 async fn read_events(mut socket: Socket, tx: mpsc::UnboundedSender<Arrival>) {
     while let Some(Ok(message)) = socket.next().await {
         let at = Instant::now();
+        let received = socket.get_ref().last_received();
         let Message::Text(text) = message else {
             continue;
         };
@@ -588,6 +638,7 @@ async fn read_events(mut socket: Socket, tx: mpsc::UnboundedSender<Arrival>) {
                         .unwrap_or_default()
                         .to_string(),
                     at,
+                    received,
                 };
                 if tx.send(arrival).is_err() {
                     return;
@@ -623,8 +674,16 @@ async fn next_json(socket: &mut Socket) -> Value {
 /// Notes when each `ExecutionStarted` reaches a subscriber of the engine's own event stream,
 /// on a thread of its own.
 struct Probe {
-    started: mpsc::UnboundedReceiver<(String, Instant)>,
-    early: Vec<(String, Instant)>,
+    started: mpsc::UnboundedReceiver<(String, Emitted)>,
+    early: Vec<(String, Emitted)>,
+}
+
+/// When the probe saw an event: on the monotonic clock, and on the wall clock (which the
+/// kernel's receive times of the subscribers' sockets are on).
+#[derive(Debug, Clone, Copy)]
+struct Emitted {
+    at: Instant,
+    wall: SystemTime,
 }
 
 impl Probe {
@@ -638,7 +697,11 @@ impl Probe {
                 loop {
                     match events.recv().await {
                         Ok(Event::ExecutionStarted(e)) => {
-                            if tx.send((e.id.to_string(), Instant::now())).is_err() {
+                            let seen = Emitted {
+                                at: Instant::now(),
+                                wall: SystemTime::now(),
+                            };
+                            if tx.send((e.id.to_string(), seen)).is_err() {
                                 return;
                             }
                         }
@@ -655,7 +718,7 @@ impl Probe {
     }
 
     /// When the engine emitted execution `id`'s `ExecutionStarted`.
-    async fn emitted(&mut self, id: &str) -> Instant {
+    async fn emitted(&mut self, id: &str) -> Emitted {
         if let Some(i) = self.early.iter().position(|(e, _)| e == id) {
             return self.early.swap_remove(i).1;
         }
@@ -781,5 +844,93 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A TCP stream that notes the kernel's receive time of what it reads (`SO_TIMESTAMPNS`), so
+/// that an event's arrival at a subscriber is known however late the client reads it: the
+/// client reads 100 sockets on one thread, on the CPUs the server also runs on.
+struct Timestamped {
+    tcp: TcpStream,
+    /// The receive time of the newest segment read, in nanoseconds since the epoch (0: none).
+    last: AtomicI64,
+}
+
+impl Timestamped {
+    fn new(tcp: TcpStream) -> Timestamped {
+        nix::sys::socket::setsockopt(&tcp, nix::sys::socket::sockopt::ReceiveTimestampns, &true)
+            .unwrap_or_else(|e| panic!("SO_TIMESTAMPNS: {e}"));
+        Timestamped {
+            tcp,
+            last: AtomicI64::new(0),
+        }
+    }
+
+    /// The kernel's receive time of the newest segment read so far.
+    fn last_received(&self) -> Option<SystemTime> {
+        let nanos = self.last.load(Ordering::Relaxed);
+        (nanos > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos as u64))
+    }
+}
+
+/// `recvmsg` into `into`: the bytes read and the receive time of the segment, if given.
+fn recv_timestamped(fd: RawFd, into: &mut [u8]) -> std::io::Result<(usize, Option<i64>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [std::io::IoSliceMut::new(into)];
+    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    let message = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)?;
+    let mut stamp = None;
+    for c in message.cmsgs()? {
+        if let ControlMessageOwned::ScmTimestampns(t) = c {
+            stamp = Some(t.tv_sec() * 1_000_000_000 + t.tv_nsec());
+        }
+    }
+    Ok((message.bytes, stamp))
+}
+
+impl AsyncRead for Timestamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            std::task::ready!(this.tcp.poll_read_ready(cx))?;
+            let fd = this.tcp.as_raw_fd();
+            let unfilled = buf.initialize_unfilled();
+            match this
+                .tcp
+                .try_io(Interest::READABLE, || recv_timestamped(fd, unfilled))
+            {
+                Ok((n, stamp)) => {
+                    if let Some(nanos) = stamp {
+                        this.last.store(nanos, Ordering::Relaxed);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Timestamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, data)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
     }
 }
