@@ -849,7 +849,10 @@ impl Drop for TempDir {
 
 /// A TCP stream that notes the kernel's receive time of what it reads (`SO_TIMESTAMPNS`), so
 /// that an event's arrival at a subscriber is known however late the client reads it: the
-/// client reads 100 sockets on one thread, on the CPUs the server also runs on.
+/// client reads 100 sockets on one thread, on the CPUs the server also runs on. The kernel
+/// stamps a read with its last segment's time: a late read that also takes in later bytes (the
+/// run's `finished` event) is stamped later than the event, so the figure errs long, never
+/// short. An arrival without a stamp is left out of the row.
 struct Timestamped {
     tcp: TcpStream,
     /// The receive time of the newest segment read, in nanoseconds since the epoch (0: none).

@@ -111,11 +111,15 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<sqlx::SqlitePool, sqlx::Error>>,
 {
-    let deadline = std::time::Instant::now() + busy_timeout;
+    // A timeout too long for the clock: no deadline to wait for, no second try.
+    let deadline = std::time::Instant::now().checked_add(busy_timeout);
     let mut pause = std::time::Duration::from_millis(2);
     loop {
         match open().await {
-            Err(e) if crate::error::is_retryable(&e) && std::time::Instant::now() < deadline => {
+            Err(e)
+                if crate::error::is_retryable(&e)
+                    && deadline.is_some_and(|d| std::time::Instant::now() < d) =>
+            {
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(std::time::Duration::from_millis(100));
             }

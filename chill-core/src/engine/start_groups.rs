@@ -93,6 +93,9 @@ async fn wait_for(flag: impl Fn() -> bool, notify: &Notify) {
 impl Group {
     /// At the instant: check the members' jobs and wake their runs, a few shards at a time.
     async fn come(&self, store: &dyn Store) {
+        // Should the check not finish (a store that panics), every shard still comes, without
+        // a verdict: its runs ask the store themselves instead of waiting forever.
+        let _unwound = ComeAnyway(self);
         let members = lock(&self.members).take().unwrap_or_default();
         let per_shard = members.len().div_ceil(SHARDS).max(1);
         let shards_per_check = CHECK_BATCH.div_ceil(per_shard).clamp(1, SHARDS);
@@ -122,6 +125,20 @@ impl Group {
             }
             // Let the woken runs start before the next check.
             tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// Wakes every shard of a group that has not come yet, when dropped.
+struct ComeAnyway<'a>(&'a Group);
+
+impl Drop for ComeAnyway<'_> {
+    fn drop(&mut self) {
+        let group = self.0;
+        for shard in 0..SHARDS {
+            if !group.due[shard].swap(true, Ordering::AcqRel) {
+                group.came[shard].notify_waiters();
+            }
         }
     }
 }
@@ -196,7 +213,8 @@ impl PendingStart {
 
     /// Returns once the group's instant came (on the clock given to [`StartGroups::join`]),
     /// with whether the run's job is still active by the group's check: `None` when the run
-    /// joined after that check began and must ask the store itself.
+    /// joined after that check began, or the check ended without a verdict for its shard, and
+    /// it must ask the store itself.
     pub(crate) async fn due(&self) -> Option<bool> {
         let group = &self.group;
         let shard = self.shard;
@@ -205,11 +223,12 @@ impl PendingStart {
             &group.came[shard],
         )
         .await;
-        self.checked.then(|| {
-            group.inactive[shard]
-                .get()
-                .is_none_or(|inactive| inactive.is_empty() || !inactive.contains(&self.job))
-        })
+        if !self.checked {
+            return None;
+        }
+        // No verdict: the check ended without one (see `Group::come`).
+        let inactive = group.inactive[shard].get()?;
+        Some(inactive.is_empty() || !inactive.contains(&self.job))
     }
 
     /// Returns once every run of the group has started.
@@ -255,6 +274,21 @@ mod tests {
         (Arc::new(store), job.id)
     }
 
+    /// Three runs of `job` in the group of `at(0)`, each waiting in a task for its instant.
+    fn three_waiting(
+        groups: &StartGroups,
+        job: JobId,
+        clock: &Arc<dyn Clock>,
+        store: &Arc<dyn Store>,
+    ) -> Vec<tokio::task::JoinHandle<Option<bool>>> {
+        (0..3)
+            .map(|_| {
+                let pending = groups.join(at(0), job, clock, store);
+                tokio::spawn(async move { pending.due().await })
+            })
+            .collect()
+    }
+
     async fn let_others_run() {
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -266,12 +300,7 @@ mod tests {
         let (manual, clock) = clock();
         let (store, job) = store().await;
         let groups = StartGroups::default();
-        let waiting: Vec<_> = (0..3)
-            .map(|_| {
-                let pending = groups.join(at(0), job, &clock, &store);
-                tokio::spawn(async move { pending.due().await })
-            })
-            .collect();
+        let waiting = three_waiting(&groups, job, &clock, &store);
         let_others_run().await;
         manual
             .advance_to(at(0) - chrono::TimeDelta::milliseconds(1))
@@ -301,6 +330,38 @@ mod tests {
         // Joined after the group's check: told to ask the store itself.
         let late = groups.join(at(0), active, &clock, &store);
         assert_eq!(late.due().await, None);
+    }
+
+    /// A store whose `inactive_jobs` panics (a broken backend).
+    struct PanickingCheck {
+        inner: Arc<dyn Store>,
+    }
+
+    crate::store::forward::forward_store!(PanickingCheck, |_this, op, _access, call| {
+        assert_ne!(op, "inactive_jobs", "the check panics");
+        call.await
+    });
+
+    #[tokio::test]
+    async fn a_check_that_panics_still_wakes_every_run_without_a_verdict() {
+        let (manual, clock) = clock();
+        let (inner, job) = store().await;
+        let store: Arc<dyn Store> = Arc::new(PanickingCheck { inner });
+        let groups = StartGroups::default();
+        let waiting = three_waiting(&groups, job, &clock, &store);
+        manual.advance_to(at(0)).await;
+        let_others_run().await;
+        assert!(
+            waiting.iter().all(|w| w.is_finished()),
+            "every run was woken"
+        );
+        for w in waiting {
+            assert_eq!(
+                w.await.unwrap(),
+                None,
+                "woken, and told to ask the store itself"
+            );
+        }
     }
 
     #[tokio::test]
