@@ -172,9 +172,11 @@ pub trait Store: Send + Sync {
     async fn get_job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
 
     /// Those of `ids` whose job is missing, disabled or deleted (soft), in no particular order;
-    /// empty when every one is active. Asked by the engine when a run claimed ahead of its slot
-    /// is about to start (for its own job). A read; it need not be atomic across the ids. The default reads each whole job with [`Store::get_job`]; a
-    /// backend should answer with one query per batch of ids.
+    /// empty when every one is active. Asked by the engine at the instant the runs claimed ahead
+    /// of their slot start, for many runs at once (a run that joins its group late asks for its
+    /// own job alone). A read; it need not be atomic across the ids. The default reads each
+    /// whole job with [`Store::get_job`]; a backend should answer with one query per batch of
+    /// ids.
     async fn inactive_jobs(&self, ids: &[JobId]) -> Result<Vec<JobId>, StoreError> {
         let mut inactive = Vec::new();
         for id in ids {
