@@ -68,26 +68,10 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     let connect = connect
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal);
-    // No ping before each use: a SQLite connection is a file handle, not a socket that can
-    // break, and the ping is a round trip to the connection's worker thread.
-    let writer = open_waiting_while_busy(options.busy_timeout, || {
-        SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-    })
-    .await
-    .map_err(fail)?;
-    let reader = open_waiting_while_busy(options.busy_timeout, || {
-        SqlitePoolOptions::new()
-            .max_connections(options.max_connections)
-            .test_before_acquire(false)
-            .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect.clone())
-    })
-    .await
-    .map_err(fail)?;
+    let writer = sqlite_pool(&connect, 1, options).await.map_err(fail)?;
+    let reader = sqlite_pool(&connect, options.max_connections, options)
+        .await
+        .map_err(fail)?;
     let pools = Pools::Sqlite {
         writes: crate::batch::Writes::new(writer.clone()),
         writer,
@@ -96,23 +80,30 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     Ok((pools, options.max_value_bytes))
 }
 
-/// Open a pool, again while the file is busy, for up to `busy_timeout`.
+/// A pool of up to `max_connections` connections to a SQLite file, opened again while the
+/// file is busy, for up to the busy timeout.
 ///
 /// The first connection switches a new file to WAL, which takes an exclusive lock that
 /// SQLite's busy handler does not wait for: a process or store opening the same file at
 /// that moment gets `SQLITE_BUSY` at once. Once the file is in WAL mode the switch is a
 /// no-op, so waiting a little and opening again succeeds.
 #[cfg(feature = "sqlite")]
-async fn open_waiting_while_busy<F, Fut>(
-    busy_timeout: std::time::Duration,
-    mut open: F,
-) -> Result<sqlx::SqlitePool, sqlx::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<sqlx::SqlitePool, sqlx::Error>>,
-{
+async fn sqlite_pool(
+    connect: &sqlx::sqlite::SqliteConnectOptions,
+    max_connections: u32,
+    options: &SqlOptions,
+) -> Result<sqlx::SqlitePool, sqlx::Error> {
+    // No ping before each use: a SQLite connection is a file handle, not a socket that can
+    // break, and the ping is a round trip to the connection's worker thread.
+    let open = || {
+        sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect.clone())
+    };
     // A timeout too long for the clock: no deadline to wait for, no second try.
-    let deadline = std::time::Instant::now().checked_add(busy_timeout);
+    let deadline = std::time::Instant::now().checked_add(options.busy_timeout);
     let mut pause = std::time::Duration::from_millis(2);
     loop {
         match open().await {
