@@ -1642,6 +1642,114 @@ async fn a_store_outage_loses_and_duplicates_no_slot() {
     handle.abort();
 }
 
+/// The message of an execution recovered by the instance that lost track of it.
+const LOST_TRACK: &str = "lost track of it";
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_claim_whose_reply_was_lost_is_recovered_before_its_lease_expires() {
+    let w = World::new();
+    let store = w.faulty(Faults::NONE, 8);
+    let (_chill, handle, job) = w
+        .start_on(
+            store.clone(),
+            options("a"),
+            JobSpec {
+                retry_policy: retrying(2, 10),
+                ..spec("lost", "30 0 * * *")
+            },
+        )
+        .await;
+    w.run_to(at(29, 59)).await;
+    // The claim of 00:30 takes effect, but the engine sees an error: it runs nothing.
+    store.lose_next_reply("claim_slots");
+    w.run_to(at(30, 1)).await;
+    let root = ExecutionId::for_slot(&job.id, at(30, 0));
+    assert_eq!(w.execution(&root).await.status, Running);
+    assert!(
+        w.ai.calls().is_empty(),
+        "the engine ran what it did not know it had claimed"
+    );
+
+    // The recovery round of 00:30:15 finds it, 15 s before its lease (to 00:30:30) expires.
+    w.run_to(at(30, 16)).await;
+    let recovered = w.execution(&root).await;
+    assert_eq!(
+        (recovered.status, recovered.error_type.as_deref()),
+        (Failed, Some("lease_expired"))
+    );
+    let message = recovered.error_message.clone().unwrap_or_default();
+    assert!(message.contains(LOST_TRACK), "{message}");
+    assert!(recovered.completed_at.unwrap() < at(30, 30));
+
+    // Its retry runs: the slot ran once, on the second attempt.
+    w.run_to(at(31, 0)).await;
+    let chain = w.executions(&job.id).await;
+    assert_eq!(attempts(&chain), vec![(1, Failed), (2, Success)]);
+    assert_eq!(w.ai.calls().len(), 1);
+    let stats = w.job(&job.id).await;
+    assert_eq!(
+        (
+            stats.total_runs,
+            stats.success_count,
+            stats.failure_count,
+            stats.running_count
+        ),
+        (2, 1, 1, 0)
+    );
+    handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_manual_start_whose_reply_was_lost_is_recovered_and_a_run_on_its_way_is_not() {
+    let w = World::new();
+    w.ai.script("flaky", vec![server_error(), Step::ok("done")]);
+    let store = w.faulty(Faults::NONE, 9);
+    let (chill, handle, flaky) = w
+        .start_on(
+            store.clone(),
+            options("a"),
+            JobSpec {
+                retry_policy: retrying(1, 5),
+                ..spec("flaky", "30 0 * * *")
+            },
+        )
+        .await;
+    let manual = chill
+        .create_job(JobSpec {
+            retry_policy: retrying(1, 5),
+            ..spec("manual", "0 0 1 1 *")
+        })
+        .await
+        .unwrap();
+    // 00:30: the flaky job fails; its retry is due about 5 s later.
+    w.run_to(at(30, 1)).await;
+    // A manual start takes effect but its reply is lost: the caller gets the error.
+    store.lose_next_reply("start_manual");
+    let err = chill.trigger_job(&manual.id).await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    let lost = w.executions(&manual.id).await;
+    assert_eq!(attempts(&lost), vec![(1, Running)]);
+    // The retry of the flaky job is claimed at about 00:30:05, then waits 25 s for its job
+    // to be read: leased to this instance, not yet running, during the recovery round of
+    // 00:30:15 (whose own reads are quick).
+    store.set_delay("get_job", secs(25));
+    w.run_to(at(30, 10)).await;
+    store.set_delay("get_job", Duration::ZERO);
+    w.run_to(at(31, 30)).await;
+
+    let manual_chain = w.executions(&manual.id).await;
+    assert_eq!(attempts(&manual_chain), vec![(1, Failed), (2, Success)]);
+    let message = manual_chain[0].error_message.clone().unwrap_or_default();
+    assert!(message.contains(LOST_TRACK), "{message}");
+    // The flaky job's retry was on its way, not lost: it ran and succeeded.
+    let flaky_chain = w.executions(&flaky.id).await;
+    assert_eq!(attempts(&flaky_chain), vec![(1, Failed), (2, Success)]);
+    assert_eq!(flaky_chain[0].error_type.as_deref(), Some("server_error"));
+    let prompts: Vec<String> = w.ai.calls().iter().map(|c| c.prompt.clone()).collect();
+    assert_eq!(prompts, ["flaky", "flaky", "manual"]);
+    handle.shutdown().await;
+}
+
 // --- races with a slow store ---------------------------------------------------------------
 
 #[tokio::test(flavor = "current_thread")]

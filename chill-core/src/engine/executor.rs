@@ -367,6 +367,8 @@ pub(crate) async fn finish(
         next_attempt,
         promote: Some(inner.lease()),
     };
+    // The finish may start the job's buffered run under this instance's lease.
+    let _writing = inner.lease_writes.begin(running.job_id);
     let outcome = inner
         .retry_store("finish", || inner.store.finish(&finish))
         .await;

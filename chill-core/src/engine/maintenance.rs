@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
-use super::{Inner, scheduler};
+use super::{Inner, recovery};
 use crate::events::Event;
 use crate::model::{Execution, JobId};
 use crate::ops::{Alert, AlertKind, Summary};
@@ -113,7 +113,7 @@ pub(crate) async fn maintenance_loop(inner: Arc<Inner>, mut shutdown: watch::Rec
         }
         let now = inner.now();
         if now >= recovery_at {
-            if let Err(e) = scheduler::recover_expired(&inner).await {
+            if let Err(e) = recovery::recover(&inner).await {
                 tracing::warn!(error = %e, "lease recovery failed; trying again next round");
             }
             recovery_at = inner.now() + every(inner.options.recovery_interval);

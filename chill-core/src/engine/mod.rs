@@ -26,9 +26,11 @@
 
 mod breaker;
 mod executor;
+mod lease_writes;
 mod maintenance;
 mod options;
 mod planner;
+mod recovery;
 mod retry;
 mod scheduler;
 mod start_groups;
@@ -107,6 +109,8 @@ pub(crate) struct Inner {
     raised: Mutex<maintenance::Raised>,
     /// Runs claimed ahead, grouped by the instant they are due.
     start_groups: start_groups::StartGroups,
+    /// Store writes under way that may lease executions to this instance.
+    lease_writes: Arc<lease_writes::LeaseWrites>,
 }
 
 /// `at` rounded up to a whole millisecond, the precision of the stores (see [`Inner::now`]).
@@ -316,8 +320,9 @@ impl Inner {
             }
             None => {
                 // The store kept failing: the job may well be active. Leave the execution to
-                // its lease; once it expires, recovery fails it and applies the retry policy.
-                tracing::warn!(execution_id = %execution.id, "could not read the job of a claimed execution; it will be recovered when its lease expires");
+                // recovery, which fails it and applies the retry policy.
+                tracing::warn!(execution_id = %execution.id, "could not read the job of a claimed execution; it will be recovered");
+                self.lease_writes.mark_unsure();
             }
             Some(_) => executor::cancel_unstarted(self, &execution).await,
         }
@@ -467,9 +472,13 @@ impl ChillBuilder {
             t ^ uuid::Uuid::new_v4().as_u64_pair().0
         });
         let permits = Arc::new(Semaphore::new(options.max_concurrent.max(1)));
+        let lease_writes = Arc::new(lease_writes::LeaseWrites::default());
         Chill {
             inner: Arc::new(Inner {
-                store: Arc::new(traced_store::TracedStore::new(self.store)),
+                store: Arc::new(traced_store::TracedStore::new(
+                    self.store,
+                    lease_writes.clone(),
+                )),
                 clock: self.clock,
                 ai: self.ai,
                 events,
@@ -486,6 +495,7 @@ impl ChillBuilder {
                 spend: Mutex::new(maintenance::GlobalSpend::default()),
                 raised: Mutex::new(HashMap::new()),
                 start_groups: start_groups::StartGroups::default(),
+                lease_writes,
                 options,
             }),
         }
@@ -793,6 +803,7 @@ impl Chill {
         execution.lease_owner = Some(lease.owner);
         execution.lease_expires_at = Some(lease.expires_at);
         let require_idle = job.overlap_policy == OverlapPolicy::Skip;
+        let _writing = self.inner.lease_writes.begin(id);
         match self
             .inner
             .store
@@ -920,9 +931,10 @@ impl Chill {
         self.inner.running().len()
     }
 
-    /// Run lease recovery once now (it also runs every recovery interval once started).
-    /// Returns how many expired executions were found.
+    /// Run lease recovery once now (it also runs every recovery interval once started):
+    /// executions whose lease expired, and those leased to this instance that it lost track
+    /// of (see [`ChillOptions::recovery_interval`]). Returns how many were recovered.
     pub async fn recover_expired_leases(&self) -> Result<usize, Error> {
-        Ok(scheduler::recover_expired(&self.inner).await?)
+        Ok(recovery::recover(&self.inner).await?)
     }
 }

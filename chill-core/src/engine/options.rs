@@ -67,7 +67,10 @@ pub struct ChillOptions {
     /// How often a running execution renews its lease (default 10 s).
     pub heartbeat_interval: Duration,
     /// How often expired leases are looked for (default 15 s). Nothing stays `running` longer
-    /// than its lease plus this after its owner died.
+    /// than its lease plus this after its owner died. An execution leased to this instance
+    /// that it lost track of (a store write took effect but its reply was lost) is recovered
+    /// by the instance itself at the first round after the failure, without waiting for the
+    /// lease.
     pub recovery_interval: Duration,
     /// How long [`crate::ChillHandle::shutdown`] waits for running executions (default 30 s).
     pub shutdown_grace: Duration,

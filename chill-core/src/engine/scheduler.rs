@@ -7,10 +7,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::executor;
-use super::{Inner, ceil_millis, planner, retry};
+use super::{Inner, ceil_millis, planner};
 use crate::events::Event;
-use crate::model::{ErrorType, ExecutionStatus};
+use crate::model::ErrorType;
 use crate::ops::AlertKind;
 use crate::store::StoreError;
 use crate::telemetry;
@@ -161,6 +160,7 @@ async fn claim_due(
             return Ok(Tick::Done { claimed });
         };
         let lease = inner.lease();
+        let _writing = inner.lease_writes.begin(attempt.job_id);
         if let Some(execution) = inner.store.claim_attempt(&attempt.id, &lease, now).await? {
             claimed = true;
             inner.dispatch_claimed(execution, permit).await;
@@ -204,6 +204,7 @@ async fn claim_due(
                 Err(_) => return Ok(Tick::Done { claimed }),
             }
         }
+        let _writing = inner.lease_writes.begin(job.id);
         if !inner.store.claim_slots(&plan.claim).await? {
             tracing::debug!(job_id = %job.id, "slot claimed elsewhere or job changed");
             continue;
@@ -243,51 +244,6 @@ async fn claim_due(
     } else {
         Tick::Done { claimed }
     })
-}
-
-/// Mark executions whose lease expired `failed` (`lease_expired`) and apply the retry policy.
-pub(crate) async fn recover_expired(inner: &Arc<Inner>) -> Result<usize, StoreError> {
-    let now = inner.now();
-    let expired = inner
-        .store
-        .expired_leases(now, inner.options.claim_batch)
-        .await?;
-    let count = expired.len();
-    for running in expired {
-        let owner = running.lease_owner.clone().unwrap_or_default();
-        let job = inner.store.get_job(&running.job_id).await?;
-        let message = format!(
-            "the lease of instance '{owner}' expired at {}; the instance is presumed dead",
-            running
-                .lease_expires_at
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default()
-        );
-        tracing::warn!(execution_id = %running.id, job_id = %running.job_id, %owner, "recovering an execution whose lease expired");
-        let mut record = executor::ended_without_answer(
-            &running,
-            ExecutionStatus::Failed,
-            ErrorType::LeaseExpired,
-            message,
-            now,
-        );
-        let next = match &job {
-            Some(job) if job.enabled && job.deleted_at.is_none() => {
-                let decision = retry::decide(
-                    &job.retry_policy,
-                    running.attempt,
-                    &retry::Failure::LeaseExpired,
-                    now,
-                    &mut inner.rng(),
-                );
-                record.status = decision.status;
-                decision.retry_at.map(|at| running.retry(at, now))
-            }
-            _ => None,
-        };
-        executor::finish(inner, record, next, &running, Some(now)).await;
-    }
-    Ok(count)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! its failure recorded on the span and counted in `chill_store_errors_total`.
 //!
 //! Logging the failure is left to the caller, which knows whether it retries (WARN) or gives
-//! up (ERROR).
+//! up (ERROR). A failed write that may lease an execution to this instance marks the
+//! [`LeaseWrites`] unsure: it may have taken effect anyway.
 
 use crate::store::forward::forward_store;
 use std::future::Future;
@@ -10,17 +11,25 @@ use std::sync::Arc;
 
 use tracing::Instrument;
 
+use super::lease_writes::LeaseWrites;
 use crate::store::{Store, StoreError};
 use crate::telemetry;
+
+/// The store operations that may lease an execution to the calling instance.
+const LEASE_GRANTING: [&str; 4] = ["claim_slots", "claim_attempt", "start_manual", "finish"];
 
 /// A [`Store`] that traces and counts the calls to another.
 pub(crate) struct TracedStore {
     inner: Arc<dyn Store>,
+    lease_writes: Arc<LeaseWrites>,
 }
 
 impl TracedStore {
-    pub(crate) fn new(inner: Arc<dyn Store>) -> TracedStore {
-        TracedStore { inner }
+    pub(crate) fn new(inner: Arc<dyn Store>, lease_writes: Arc<LeaseWrites>) -> TracedStore {
+        TracedStore {
+            inner,
+            lease_writes,
+        }
     }
 }
 
@@ -38,5 +47,10 @@ async fn traced<T>(
     result
 }
 
-forward_store!(TracedStore, |_this, op, _access, call| traced(op, call)
-    .await);
+forward_store!(TracedStore, |this, op, _access, call| {
+    let result = traced(op, call).await;
+    if result.is_err() && LEASE_GRANTING.contains(&op) {
+        this.lease_writes.mark_unsure();
+    }
+    result
+});

@@ -53,6 +53,8 @@ struct Operation {
     delay: Duration,
     /// Calls so far, failed ones included.
     calls: u64,
+    /// How many of the next successful calls lose their reply.
+    lose_replies: u64,
 }
 
 impl std::fmt::Debug for FaultyStore {
@@ -102,6 +104,16 @@ impl FaultyStore {
             .delay = delay;
     }
 
+    /// Make the next successful call of one operation (a write, such as `"claim_slots"`)
+    /// take effect and then report a transient error, as when the connection drops during
+    /// the commit. Each call of this adds one such lost reply.
+    pub fn lose_next_reply(&self, operation: &str) {
+        self.operations()
+            .entry(operation.to_string())
+            .or_default()
+            .lose_replies += 1;
+    }
+
     /// How many times an operation (a [`Store`] method name) was called so far, failed calls
     /// included.
     pub fn calls(&self, operation: &str) -> u64 {
@@ -149,8 +161,8 @@ impl FaultyStore {
                 }
                 None => {
                     let first = Operation {
-                        delay: Duration::ZERO,
                         calls: 1,
+                        ..Operation::default()
                     };
                     operations.insert(what.to_string(), first);
                     Duration::ZERO
@@ -177,10 +189,24 @@ impl FaultyStore {
 
     /// A write's reply, possibly lost after it took effect.
     fn after<T>(&self, what: &str, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        if result.is_ok() && self.draw() < self.faults().lost_reply_rate {
+        if result.is_ok()
+            && (self.take_lost_reply(what) || self.draw() < self.faults().lost_reply_rate)
+        {
             return Err(self.fault(what));
         }
         result
+    }
+
+    /// Whether a lost reply was asked for `operation` ([`FaultyStore::lose_next_reply`]); takes it.
+    fn take_lost_reply(&self, operation: &str) -> bool {
+        let mut operations = self.operations();
+        match operations.get_mut(operation) {
+            Some(o) if o.lose_replies > 0 => {
+                o.lose_replies -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 }
 

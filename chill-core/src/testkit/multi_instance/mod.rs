@@ -307,7 +307,9 @@ impl Fleet {
 }
 
 /// Waits until `store` has nothing due (no job with a next slot, no pending retry: the jobs'
-/// windows have ended and every slot is claimed) and `engines` run nothing, seen for
+/// windows have ended and every slot is claimed) and nothing `running` (an execution leased
+/// but run by no engine, such as one whose claim's reply was lost, counts until it is
+/// recovered), and `engines` run nothing, seen for
 /// [`DRAIN_QUIET`] (one second, longer than the shortest retry delay of [`every_second`]'s
 /// jobs, so that a retry created between two reads shows). The store must hold nothing else:
 /// [`Store::next_due_at`] covers all of it. Returns how long that took (to the first quiet
@@ -345,13 +347,28 @@ async fn outstanding(store: &dyn Store, engines: &[Chill]) -> Option<String> {
     let next_due = store.next_due_at().await;
     let running: usize = engines.iter().map(Chill::running_executions).sum();
     match next_due {
-        Err(e) => Some(format!("the next due time could not be read: {e}")),
-        Ok(Some(due)) => Some(format!(
-            "work due from {} (a slot or a retry), {running} executions running",
-            due.to_rfc3339()
+        Err(e) => return Some(format!("the next due time could not be read: {e}")),
+        Ok(Some(due)) => {
+            return Some(format!(
+                "work due from {} (a slot or a retry), {running} executions running",
+                due.to_rfc3339()
+            ));
+        }
+        Ok(None) if running > 0 => return Some(format!("{running} executions running")),
+        Ok(None) => {}
+    }
+    // Every running execution's lease ends within a day of now.
+    let leased = store
+        .expired_leases(Utc::now() + TimeDelta::days(1), 1)
+        .await;
+    match leased.as_deref() {
+        Err(e) => Some(format!("running executions could not be read: {e}")),
+        Ok([running, ..]) => Some(format!(
+            "execution {} is running in the store (leased to {}) but on no engine",
+            running.id,
+            running.lease_owner.as_deref().unwrap_or("nobody")
         )),
-        Ok(None) if running > 0 => Some(format!("{running} executions running")),
-        Ok(None) => None,
+        Ok([]) => None,
     }
 }
 
