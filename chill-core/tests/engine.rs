@@ -1723,18 +1723,18 @@ async fn a_manual_start_whose_reply_was_lost_is_recovered_and_a_run_on_its_way_i
         .unwrap();
     // 00:30: the flaky job fails; its retry is due about 5 s later.
     w.run_to(at(30, 1)).await;
-    // A manual start takes effect but its reply is lost: the caller gets the error.
+    // The retry is claimed at about 00:30:05, then waits 25 s for its job to be read: leased
+    // to this instance until about 00:30:35, not yet running.
+    store.set_delay("get_job", secs(25));
+    w.run_to(at(30, 6)).await;
+    store.set_delay("get_job", Duration::ZERO);
+    // A manual start takes effect but its reply is lost: the caller gets the error. The
+    // recovery round of 00:30:15 looks at the runs leased until before 00:30:36: both.
     store.lose_next_reply("start_manual");
     let err = chill.trigger_job(&manual.id).await.unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err:?}");
     let lost = w.executions(&manual.id).await;
     assert_eq!(attempts(&lost), vec![(1, Running)]);
-    // The retry of the flaky job is claimed at about 00:30:05, then waits 25 s for its job
-    // to be read: leased to this instance, not yet running, during the recovery round of
-    // 00:30:15 (whose own reads are quick).
-    store.set_delay("get_job", secs(25));
-    w.run_to(at(30, 10)).await;
-    store.set_delay("get_job", Duration::ZERO);
     w.run_to(at(31, 30)).await;
 
     let manual_chain = w.executions(&manual.id).await;
@@ -1748,6 +1748,43 @@ async fn a_manual_start_whose_reply_was_lost_is_recovered_and_a_run_on_its_way_i
     let prompts: Vec<String> = w.ai.calls().iter().map(|c| c.prompt.clone()).collect();
     assert_eq!(prompts, ["flaky", "flaky", "manual"]);
     handle.shutdown().await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_instance_recovers_only_what_it_leased_itself_not_an_older_process_with_its_id() {
+    let w = World::new();
+    w.ai.script("long", vec![ok_after(60)]);
+    // The old process "a" runs the 00:30 slot of a job for a minute.
+    let (_old, old_handle, long) = w
+        .start_on(w.store(), options("a"), spec("long", "30 0 * * *"))
+        .await;
+    w.run_to(at(30, 20)).await;
+    // A new process with the same id starts meanwhile; a manual start of its loses its reply.
+    // Its recovery round at 00:30:22 looks for runs leased until before 00:30:50: the old
+    // run's lease, renewed at 00:30:20, is among them.
+    let store = w.faulty(Faults::NONE, 10);
+    let new = w.engine_on(store.clone(), options("a").with_recovery_interval(secs(2)));
+    let manual = new
+        .create_job(JobSpec {
+            retry_policy: retrying(1, 5),
+            ..spec("manual", "0 0 1 1 *")
+        })
+        .await
+        .unwrap();
+    let new_handle = new.start();
+    store.lose_next_reply("start_manual");
+    assert!(new.trigger_job(&manual.id).await.is_err());
+    w.run_to(at(31, 30)).await;
+
+    // The new process recovered its own lost run, and left the old process's run alone.
+    let manual_chain = w.executions(&manual.id).await;
+    assert_eq!(attempts(&manual_chain), vec![(1, Failed), (2, Success)]);
+    let message = manual_chain[0].error_message.clone().unwrap_or_default();
+    assert!(message.contains(LOST_TRACK), "{message}");
+    let long_chain = w.executions(&long.id).await;
+    assert_eq!(attempts(&long_chain), vec![(1, Success)]);
+    new_handle.shutdown().await;
+    old_handle.shutdown().await;
 }
 
 // --- races with a slow store ---------------------------------------------------------------

@@ -4,21 +4,24 @@
 //! about to start.
 //!
 //! Such an orphan appears when a write took effect but its reply was lost (the connection
-//! dropped during the commit): the engine saw an error, so it never ran what it leased. The
-//! write's failure marks the writes *unsure*; recovery then looks for the orphans (see
-//! `recovery::recover_orphans`) instead of waiting for their leases to expire.
+//! dropped during the commit, or the caller gave up waiting): the engine saw an error or
+//! nothing, so it never ran what it leased. Such a write marks the writes *unsure* with its
+//! time; recovery then looks for the orphans (see `recovery`) instead of waiting for their
+//! leases to expire.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
 
 use crate::model::JobId;
 
-/// The lease-granting writes under way per job, and whether one failed since the last look.
+/// The lease-granting writes under way per job, and the latest one that failed since the
+/// last look.
 #[derive(Debug, Default)]
 pub(crate) struct LeaseWrites {
     under_way: Mutex<HashMap<JobId, usize>>,
-    unsure: AtomicBool,
+    unsure_since: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl LeaseWrites {
@@ -35,18 +38,24 @@ impl LeaseWrites {
         self.counts().contains_key(job)
     }
 
-    /// A lease-granting write failed: it may have taken effect anyway.
-    pub(crate) fn mark_unsure(&self) {
-        self.unsure.store(true, Ordering::SeqCst);
+    /// A lease-granting write that began no later than `at` failed or was abandoned: it may
+    /// have taken effect anyway.
+    pub(crate) fn mark_unsure(&self, at: DateTime<Utc>) {
+        let mut since = self.since();
+        *since = Some(since.map_or(at, |t| t.max(at)));
     }
 
-    /// Whether a lease-granting write failed since the last call (which clears the mark).
-    pub(crate) fn take_unsure(&self) -> bool {
-        self.unsure.swap(false, Ordering::SeqCst)
+    /// The time of the latest write marked unsure since the last call, which clears the mark.
+    pub(crate) fn take_unsure(&self) -> Option<DateTime<Utc>> {
+        self.since().take()
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, usize>> {
+    fn counts(&self) -> MutexGuard<'_, HashMap<JobId, usize>> {
         self.under_way.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn since(&self) -> MutexGuard<'_, Option<DateTime<Utc>>> {
+        self.unsure_since.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -71,6 +80,8 @@ impl Drop for UnderWay<'_> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeDelta;
+
     use super::*;
 
     #[test]
@@ -91,12 +102,13 @@ mod tests {
     }
 
     #[test]
-    fn the_unsure_mark_is_taken_once() {
+    fn the_unsure_mark_keeps_the_latest_time_and_is_taken_once() {
         let writes = LeaseWrites::default();
-        assert!(!writes.take_unsure());
-        writes.mark_unsure();
-        writes.mark_unsure();
-        assert!(writes.take_unsure());
-        assert!(!writes.take_unsure(), "taking the mark clears it");
+        let t = Utc::now();
+        assert_eq!(writes.take_unsure(), None);
+        writes.mark_unsure(t + TimeDelta::seconds(5));
+        writes.mark_unsure(t);
+        assert_eq!(writes.take_unsure(), Some(t + TimeDelta::seconds(5)));
+        assert_eq!(writes.take_unsure(), None, "taking the mark clears it");
     }
 }

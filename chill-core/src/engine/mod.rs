@@ -111,6 +111,8 @@ pub(crate) struct Inner {
     start_groups: start_groups::StartGroups,
     /// Store writes under way that may lease executions to this instance.
     lease_writes: Arc<lease_writes::LeaseWrites>,
+    /// When this instance was built: it runs nothing that started before.
+    built_at: DateTime<Utc>,
 }
 
 /// `at` rounded up to a whole millisecond, the precision of the stores (see [`Inner::now`]).
@@ -293,7 +295,7 @@ impl Inner {
 
     /// Dispatch an execution claimed without its job at hand (a retry attempt, a promoted
     /// buffered run): read the job; if it is gone or paused, cancel the execution; if the
-    /// store cannot tell, leave the execution to lease recovery.
+    /// store cannot tell, leave the execution to recovery.
     async fn dispatch_with_job(self: &Arc<Self>, execution: Execution) {
         self.dispatch_claimed_inner(execution, None).await;
     }
@@ -322,7 +324,7 @@ impl Inner {
                 // The store kept failing: the job may well be active. Leave the execution to
                 // recovery, which fails it and applies the retry policy.
                 tracing::warn!(execution_id = %execution.id, "could not read the job of a claimed execution; it will be recovered");
-                self.lease_writes.mark_unsure();
+                self.lease_writes.mark_unsure(self.clock.now());
             }
             Some(_) => executor::cancel_unstarted(self, &execution).await,
         }
@@ -366,10 +368,14 @@ impl ChillHandle {
                 () = inner.clock.sleep_until(grace_end) => break,
             }
         }
-        let rest: Vec<(ExecutionId, AbortHandle)> = inner.running().drain().collect();
+        // Aborted before they leave `running`: nothing looks lost while it still runs.
+        let rest: Vec<(ExecutionId, AbortHandle)> = {
+            let mut running = inner.running();
+            running.values().for_each(AbortHandle::abort);
+            running.drain().collect()
+        };
         let now = inner.now();
-        for (id, task) in rest {
-            task.abort();
+        for (id, _) in rest {
             tracing::warn!(execution_id = %id, "shutdown grace over; releasing the lease for another instance");
             let owner = inner.options.instance_id.clone();
             if let Err(e) = inner.store.renew_lease(&id, &owner, now).await {
@@ -477,8 +483,10 @@ impl ChillBuilder {
             inner: Arc::new(Inner {
                 store: Arc::new(traced_store::TracedStore::new(
                     self.store,
+                    self.clock.clone(),
                     lease_writes.clone(),
                 )),
+                built_at: self.clock.now(),
                 clock: self.clock,
                 ai: self.ai,
                 events,

@@ -38,7 +38,9 @@ pub struct TriggerLimit {
 #[non_exhaustive]
 pub struct ChillOptions {
     /// This instance's id: the owner named in its leases. Unique per running instance
-    /// (default: `chill-` and a random UUID).
+    /// (default: `chill-` and a random UUID). A fixed id must not be reused while a process
+    /// that had it may still run executions (a rolling restart's old process in its grace
+    /// period): leases cannot tell the two apart.
     pub instance_id: String,
     /// At most this many executions run at once on this instance (default 100).
     pub max_concurrent: usize,

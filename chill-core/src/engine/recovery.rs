@@ -40,49 +40,63 @@ async fn recover_expired(inner: &Arc<Inner>) -> Result<usize, StoreError> {
     Ok(count)
 }
 
-/// After a lease-granting write failed (it may have taken effect), look for executions
-/// leased to this instance that none of its tasks runs or is about to run, and recover them
-/// now rather than when their lease expires. Any such write since `now` leased until at
-/// most `now` + claim-ahead + a lease, so the executions whose lease ends before that hold
-/// every orphan. When the look was incomplete (a full batch, a write under way for an
-/// orphan's job), the next round looks again.
+/// After a lease-granting write failed in a way that may have taken effect (or its caller
+/// stopped waiting), look for executions leased to this instance that none of its tasks
+/// runs or is about to run, and recover them now rather than when their lease expires.
+///
+/// A write that began at `since` leased until at most `since` + claim-ahead + a lease (its
+/// lease was computed before it began), so the running executions whose lease ends before
+/// that hold every orphan; the others among them are renewed past it within a heartbeat.
+/// Executions that started before this engine was built are left to their lease: another
+/// process with the same instance id may still run them. When the look was incomplete (a
+/// full batch, a write under way for the job of an execution not running yet), the next
+/// round looks again.
 async fn recover_orphans(inner: &Arc<Inner>) -> Result<usize, StoreError> {
-    if !inner.lease_writes.take_unsure() {
+    let Some(since) = inner.lease_writes.take_unsure() else {
         return Ok(0);
-    }
-    let result = recover_orphans_now(inner).await;
+    };
+    let result = recover_orphans_since(inner, since).await;
     if !matches!(result, Ok((_, true))) {
-        inner.lease_writes.mark_unsure();
+        inner.lease_writes.mark_unsure(since);
     }
     result.map(|(count, _)| count)
 }
 
 /// The work of [`recover_orphans`]: how many were recovered, and whether the look was
 /// complete.
-async fn recover_orphans_now(inner: &Arc<Inner>) -> Result<(usize, bool), StoreError> {
+async fn recover_orphans_since(
+    inner: &Arc<Inner>,
+    since: DateTime<Utc>,
+) -> Result<(usize, bool), StoreError> {
     let now = inner.now();
-    let leased_before = now + inner.ahead_length() + inner.lease_length() + TimeDelta::seconds(1);
+    let leased_before =
+        since + inner.ahead_length() + inner.lease_length() + TimeDelta::milliseconds(1);
     let limit = inner.options.claim_batch;
     let leased = inner.store.expired_leases(leased_before, limit).await?;
     let mut complete = leased.len() < limit;
     // Decided for all before any is recovered (which awaits the store): a run that ends
-    // meanwhile leaves `running` only after its end is written.
+    // meanwhile leaves `running` only after its end is written, which fences the recovery.
     let mut orphans = Vec::new();
     for running in leased {
-        if running.lease_owner.as_deref() != Some(inner.options.instance_id.as_str()) {
+        let mine = running.lease_owner.as_deref() == Some(inner.options.instance_id.as_str());
+        if !mine || running.started_at < inner.built_at {
             continue;
         }
         // In this order: a run leaves `under_way` only after it entered `running`.
-        if inner.lease_writes.is_under_way(&running.job_id) {
+        let under_way = inner.lease_writes.is_under_way(&running.job_id);
+        if inner.running().contains_key(&running.id) {
+            continue;
+        }
+        if under_way {
             complete = false;
-        } else if !inner.running().contains_key(&running.id) {
+        } else {
             orphans.push(running);
         }
     }
     let count = orphans.len();
     for orphan in orphans {
         let message = format!(
-            "instance '{}' leased this execution but lost track of it (a store write took effect but its reply was lost); recovered by that instance",
+            "instance '{}' leased this execution but lost track of it (a store write whose outcome it could not know, or a run whose end it could not write); recovered by that instance",
             inner.options.instance_id
         );
         tracing::warn!(execution_id = %orphan.id, job_id = %orphan.job_id, "recovering an execution this instance lost track of");

@@ -1,5 +1,4 @@
-//! The scheduler loop (claim due slots and retry attempts, dispatch them) and lease recovery
-//! (executions whose owner stopped renewing its lease), which the maintenance loop runs.
+//! The scheduler loop: claim due slots and retry attempts, dispatch them.
 
 use std::sync::Arc;
 

@@ -54,4 +54,23 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Throttled(_))
     }
+
+    /// Whether a write that failed with this error may have taken effect anyway (its reply
+    /// was lost, or the backend's report does not say): every error but a refusal before
+    /// anything was written (not found, already exists, version conflict, invalid input).
+    ///
+    /// ```
+    /// use chill_core::store::StoreError;
+    /// assert!(StoreError::Unavailable("connection reset".into()).may_have_taken_effect());
+    /// assert!(!StoreError::NotFound { what: "job", id: "j".into() }.may_have_taken_effect());
+    /// ```
+    pub fn may_have_taken_effect(&self) -> bool {
+        !matches!(
+            self,
+            StoreError::NotFound { .. }
+                | StoreError::AlreadyExists { .. }
+                | StoreError::VersionConflict { .. }
+                | StoreError::InvalidInput { .. }
+        )
+    }
 }

@@ -7,6 +7,8 @@
 pub(crate) enum Access {
     Read,
     Write,
+    /// A write that may also lease an execution to the caller.
+    GrantsLease,
 }
 
 /// Implement `Store` for `$wrapper`, whose field `inner: Arc<dyn Store>` is the wrapped store.
@@ -31,11 +33,11 @@ macro_rules! forward_store {
             due_jobs(now: ::chrono::DateTime<::chrono::Utc>, limit: usize) -> Vec<$crate::model::Job>, Read;
             due_attempts(now: ::chrono::DateTime<::chrono::Utc>, limit: usize) -> Vec<$crate::model::Execution>, Read;
             next_due_at() -> Option<::chrono::DateTime<::chrono::Utc>>, Read;
-            claim_slots(claim: &$crate::store::SlotClaim) -> bool, Write;
-            start_manual(execution: &$crate::model::Execution, require_idle: bool) -> $crate::store::ManualStart, Write;
-            claim_attempt(id: &$crate::model::ExecutionId, lease: &$crate::store::Lease, now: ::chrono::DateTime<::chrono::Utc>) -> Option<$crate::model::Execution>, Write;
+            claim_slots(claim: &$crate::store::SlotClaim) -> bool, GrantsLease;
+            start_manual(execution: &$crate::model::Execution, require_idle: bool) -> $crate::store::ManualStart, GrantsLease;
+            claim_attempt(id: &$crate::model::ExecutionId, lease: &$crate::store::Lease, now: ::chrono::DateTime<::chrono::Utc>) -> Option<$crate::model::Execution>, GrantsLease;
             renew_lease(id: &$crate::model::ExecutionId, owner: &str, expires_at: ::chrono::DateTime<::chrono::Utc>) -> bool, Write;
-            finish(finish: &$crate::store::Finish) -> $crate::store::FinishOutcome, Write;
+            finish(finish: &$crate::store::Finish) -> $crate::store::FinishOutcome, GrantsLease;
             expired_leases(now: ::chrono::DateTime<::chrono::Utc>, limit: usize) -> Vec<$crate::model::Execution>, Read;
             delete_executions_before(before: ::chrono::DateTime<::chrono::Utc>, limit: usize) -> u64, Write;
             list_finished(from: ::chrono::DateTime<::chrono::Utc>, to: ::chrono::DateTime<::chrono::Utc>, page: &$crate::store::PageRequest) -> $crate::store::Page<$crate::model::Execution>, Read;

@@ -216,7 +216,7 @@ forward_store!(FaultyStore, |this, op, access, call| {
     this.before(op).await?;
     let result = call.await;
     match access {
-        Access::Write => this.after(op, result),
+        Access::Write | Access::GrantsLease => this.after(op, result),
         Access::Read => result,
     }
 });

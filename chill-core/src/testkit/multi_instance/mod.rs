@@ -309,10 +309,10 @@ impl Fleet {
 /// Waits until `store` has nothing due (no job with a next slot, no pending retry: the jobs'
 /// windows have ended and every slot is claimed) and nothing `running` (an execution leased
 /// but run by no engine, such as one whose claim's reply was lost, counts until it is
-/// recovered), and `engines` run nothing, seen for
-/// [`DRAIN_QUIET`] (one second, longer than the shortest retry delay of [`every_second`]'s
-/// jobs, so that a retry created between two reads shows). The store must hold nothing else:
-/// [`Store::next_due_at`] covers all of it. Returns how long that took (to the first quiet
+/// recovered), and `engines` run nothing, seen for [`DRAIN_QUIET`] (one second, longer than
+/// the shortest retry delay of [`every_second`]'s jobs, so that a retry created between two
+/// reads shows). The store must hold nothing else: [`Store::next_due_at`] and
+/// [`Store::expired_leases`] cover all of it. Returns how long that took (to the first quiet
 /// read), or, once `deadline` has passed, what was still outstanding. A store error while
 /// reading counts as outstanding.
 ///
