@@ -18,11 +18,14 @@
 //! - `fanout-slow` (only when named): the same with a prompt the demo AI answers after a
 //!   second, so that no `finished` event is sent while the `started` ones are.
 //!
-//! Event times are taken against an in-process probe: a thread of its own, with a
-//! current-thread runtime, blocked in the engine's event stream (`Chill::subscribe`), notes when
-//! each `ExecutionStarted` reaches it: the engine's emit, as closely as it can be observed (the
-//! probe's own wake-up can come late on a loaded machine, which makes "emit → last" shorter,
-//! never longer; "first → last" does not depend on it). The subscribers' sockets also note the
+//! Event times are taken against the engine's emit, observed two ways. The probe: a thread of
+//! its own, with a current-thread runtime, blocked in the engine's event stream
+//! (`Chill::subscribe`), notes when each `ExecutionStarted` reaches it (its own wake-up can come
+//! late on a loaded machine, which makes "emit → last" shorter, never longer). The traced emit:
+//! a `tracing` layer notes, in the engine's own thread, the executor's INFO event `execution
+//! started`, which comes just before the emit (a debug event and a clone of the execution in
+//! between): never late, so "emit (traced) → last" can only be longer than the truth, by those
+//! few steps. "first → last" depends on neither. The subscribers' sockets also note the
 //! kernel's receive time of each segment (`SO_TIMESTAMPNS`), so "→ in the last socket" is when
 //! the event had reached every subscriber's socket, whenever the one client thread that reads
 //! the 100 sockets got to it. Under the table: the CPU time of the
@@ -30,7 +33,8 @@
 //!
 //! The server runs on a tokio multi-thread runtime with the default worker count (as `chill
 //! serve`), the client (HTTP, the WebSocket connections) on a current-thread runtime of its own.
-//! No log subscriber is installed: the figures leave out writing the server's log.
+//! No log is written: the only `tracing` subscriber is that layer, which takes nothing but the
+//! executor's `execution` span and its INFO events (the span's bookkeeping is in the figures).
 //!
 //! ```sh
 //! cargo bench -p chill-benches --bench server                    # createJob, list, trigger, fanout
@@ -131,7 +135,10 @@ fn main() {
             ChillOptions::default(),
         ))
         .unwrap_or_else(|e| panic!("starting the server: {e}"));
-    let probe = Probe::start(server.chill().subscribe());
+    let probes = Probes {
+        subscriber: Probe::start(server.chill().subscribe()),
+        traced: Probe::traced(),
+    };
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -141,7 +148,7 @@ fn main() {
         "chill serve over HTTP and WebSocket: SQLite file, demo AI endpoint, load average before: {}",
         load_average()
     );
-    let report = client_rt.block_on(measure(&server, probe, &phases));
+    let report = client_rt.block_on(measure(&server, probes, &phases));
     println!();
     println!("| measurement | samples | min | p50 | p90 | p99 | max | mean |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -177,7 +184,7 @@ impl Report {
 }
 
 /// Runs the measurements of `phases`, in order.
-async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
+async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report {
     let gql = Gql::new(server);
     let mut report = Report::default();
 
@@ -188,10 +195,11 @@ async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
     let mut cpu_one = None;
     if phases.contains(&"trigger") {
         let one = subscribe(server, &jobs[0], 1).await;
-        let times = fan_out(&gql, &jobs[0], one, &mut probe, TRIGGERS).await;
+        let times = fan_out(&gql, &jobs[0], one, &mut probes, TRIGGERS).await;
         report.row("triggerJob: HTTP response", times.response);
         report.row("triggerJob → `started` at the subscriber", times.to_last);
         report.row("  engine emit (probe) → subscriber", times.emit_to_last);
+        report.row("  engine emit (traced) → subscriber", times.traced_to_last);
         report.notes.push(format!(
             "process CPU per trigger, 1 subscriber: {}",
             ms(times.cpu)
@@ -212,7 +220,7 @@ async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
         }
         let job = create_job(&gql, prompt).await;
         let many = subscribe(server, &job, SUBSCRIBERS).await;
-        let times = fan_out(&gql, &job, many, &mut probe, iterations).await;
+        let times = fan_out(&gql, &job, many, &mut probes, iterations).await;
         let label = format!("{SUBSCRIBERS} subscribers, AI answer {answer}");
         report.row(
             format!("{label}: triggerJob → first `started`"),
@@ -229,6 +237,14 @@ async fn measure(server: &Server, mut probe: Probe, phases: &[&str]) -> Report {
         report.row(
             format!("{label}: engine emit (probe) → in the last socket (kernel receive time)"),
             times.emit_to_received,
+        );
+        report.row(
+            format!("{label}: engine emit (traced) → last"),
+            times.traced_to_last,
+        );
+        report.row(
+            format!("{label}: engine emit (traced) → in the last socket (kernel receive time)"),
+            times.traced_to_received,
         );
         report.row(format!("{label}: first → last `started`"), times.spread);
         let mut note = format!("process CPU per trigger, {label}: {}", ms(times.cpu));
@@ -425,6 +441,10 @@ struct FanOut {
     /// The engine's emit (the probe, wall clock) → the event's last TCP segment in the last
     /// subscriber's socket (the kernel's receive time).
     emit_to_received: Stats,
+    /// [`FanOut::emit_to_last`] from the traced emit.
+    traced_to_last: Stats,
+    /// [`FanOut::emit_to_received`] from the traced emit.
+    traced_to_received: Stats,
     /// The first subscriber → the last.
     spread: Stats,
     /// CPU time of this process (server and client) per trigger.
@@ -437,7 +457,7 @@ async fn fan_out(
     gql: &Gql,
     job: &str,
     mut subscribers: Subscribers,
-    probe: &mut Probe,
+    probes: &mut Probes,
     iterations: usize,
 ) -> FanOut {
     let trigger = || {
@@ -452,13 +472,16 @@ async fn fan_out(
     let id = execution_id(&text);
     subscribers.wait(&id, "started", n).await;
     subscribers.wait(&id, "finished", n).await;
-    probe.emitted(&id).await;
+    probes.subscriber.emitted(&id).await;
+    probes.traced.emitted(&id).await;
 
     let mut response = Vec::with_capacity(iterations);
     let mut to_first = Vec::with_capacity(iterations);
     let mut to_last = Vec::with_capacity(iterations);
     let mut emit_to_last = Vec::with_capacity(iterations);
     let mut emit_to_received = Vec::with_capacity(iterations);
+    let mut traced_to_last = Vec::with_capacity(iterations);
+    let mut traced_to_received = Vec::with_capacity(iterations);
     let mut spread = Vec::with_capacity(iterations);
     let cpu_before = process_cpu();
     for _ in 0..iterations {
@@ -472,10 +495,13 @@ async fn fan_out(
             last,
             last_received,
         } = subscribers.wait(&id, "started", n).await;
-        let emitted = probe.emitted(&id).await;
+        let emitted = probes.subscriber.emitted(&id).await;
+        let traced = probes.traced.emitted(&id).await;
         if let Some(received) = last_received {
             emit_to_received.push(received.duration_since(emitted.wall).unwrap_or_default());
+            traced_to_received.push(received.duration_since(traced.wall).unwrap_or_default());
         }
+        traced_to_last.push(last.saturating_duration_since(traced.at));
         to_first.push(first - sent);
         to_last.push(last - sent);
         emit_to_last.push(last.saturating_duration_since(emitted.at));
@@ -494,6 +520,8 @@ async fn fan_out(
         to_last: Stats::of(to_last),
         emit_to_last: Stats::of(emit_to_last),
         emit_to_received: Stats::of(emit_to_received),
+        traced_to_last: Stats::of(traced_to_last),
+        traced_to_received: Stats::of(traced_to_received),
         spread: Stats::of(spread),
     }
 }
@@ -671,8 +699,15 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-/// Notes when each `ExecutionStarted` reaches a subscriber of the engine's own event stream,
-/// on a thread of its own.
+/// The two observers of the engine's emits (see the module's docs).
+struct Probes {
+    subscriber: Probe,
+    traced: Probe,
+}
+
+/// Notes when each `ExecutionStarted` is emitted: as it reaches a subscriber of the engine's
+/// own event stream, on a thread of its own ([`Probe::start`]), or as the executor traces it
+/// ([`Probe::traced`]).
 struct Probe {
     started: mpsc::UnboundedReceiver<(String, Emitted)>,
     early: Vec<(String, Emitted)>,
@@ -711,6 +746,19 @@ impl Probe {
                 }
             });
         });
+        Probe {
+            started,
+            early: Vec::new(),
+        }
+    }
+
+    /// Installs [`StartTracer`] as the process's `tracing` subscriber.
+    fn traced() -> Probe {
+        use tracing_subscriber::layer::SubscriberExt;
+        let (tx, started) = mpsc::unbounded_channel();
+        let subscriber = tracing_subscriber::registry().with(StartTracer { tx });
+        tracing::subscriber::set_global_default(subscriber)
+            .unwrap_or_else(|e| panic!("installing the start tracer: {e}"));
         Probe {
             started,
             early: Vec::new(),
@@ -935,5 +983,94 @@ impl AsyncWrite for Timestamped {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// A `tracing` layer that notes the time of the executor's `execution started` event, in the
+/// thread that emits it, with the id of its `execution` span. It takes an interest in nothing
+/// else, so no other span or event of the process is even built.
+struct StartTracer {
+    tx: mpsc::UnboundedSender<(String, Emitted)>,
+}
+
+/// The execution id of an `execution` span, kept in its extensions.
+struct SpanExecution(String);
+
+/// Reads one field of a span or an event as text.
+struct FieldText {
+    name: &'static str,
+    value: Option<String>,
+}
+
+impl tracing::field::Visit for FieldText {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == self.name {
+            self.value = Some(value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == self.name {
+            self.value = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// The module whose span and events the tracer takes.
+const EXECUTOR: &str = "chill_core::engine::executor";
+
+impl<S> tracing_subscriber::Layer<S> for StartTracer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let wanted = meta.target() == EXECUTOR
+            && *meta.level() == tracing::Level::INFO
+            && (meta.is_event() || meta.name() == "execution");
+        if wanted {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut execution = FieldText {
+            name: "execution_id",
+            value: None,
+        };
+        attrs.record(&mut execution);
+        if let (Some(execution), Some(span)) = (execution.value, ctx.span(id)) {
+            span.extensions_mut().insert(SpanExecution(execution));
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let seen = Emitted {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        };
+        let mut message = FieldText {
+            name: "message",
+            value: None,
+        };
+        event.record(&mut message);
+        if message.value.as_deref() != Some("execution started") {
+            return;
+        }
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        if let Some(SpanExecution(id)) = span.extensions().get::<SpanExecution>() {
+            let _ = self.tx.send((id.clone(), seen));
+        }
     }
 }

@@ -19,8 +19,9 @@ use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{Listener, ListenerExt};
 use chill_core::{Chill, ChillHandle, ChillOptions, Store, SystemClock};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -76,6 +77,17 @@ impl std::fmt::Debug for Server {
             .field("chill", &self.chill)
             .finish_non_exhaustive()
     }
+}
+
+/// `listener` with `TCP_NODELAY` on every connection it accepts. Events are small frames,
+/// often two in quick succession (an execution's start and end): with Nagle's algorithm the
+/// second would wait for the first one's acknowledgement, which the client may delay.
+fn without_nagle(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = SocketAddr> {
+    listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    })
 }
 
 /// The routes over an engine.
@@ -181,6 +193,7 @@ impl Server {
         let engine = chill.start();
         let (stop_http, stopped) = oneshot::channel::<()>();
         let app = router(chill.clone());
+        let listener = without_nagle(listener);
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async {
@@ -252,5 +265,25 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("Ctrl-C received"),
         () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_send_small_frames_at_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = without_nagle(listener);
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (accepted, peer) = listener.accept().await;
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is set");
+        assert!(
+            !client.nodelay().unwrap(),
+            "a plain connection has Nagle on"
+        );
     }
 }
