@@ -537,10 +537,7 @@ async fn server_errors_are_retried_with_exponential_backoff_until_success() {
         vec![server_error(), server_error(), Step::ok("fine")],
     );
     let (_chill, handle, job) = w
-        .start_with(JobSpec {
-            retry_policy: retrying(3, 10),
-            ..spec("flaky", "5 0 * * *")
-        })
+        .start_with(retried_spec("flaky", "5 0 * * *", 3, 10))
         .await;
     w.run_to(at(10, 0)).await;
 
@@ -619,10 +616,7 @@ async fn a_rate_limited_call_is_retried_after_retry_after() {
         ],
     );
     let (_chill, handle, job) = w
-        .start_with(JobSpec {
-            retry_policy: retrying(3, 60),
-            ..spec("limited", "5 0 * * *")
-        })
+        .start_with(retried_spec("limited", "5 0 * * *", 3, 60))
         .await;
     w.run_to(at(6, 0)).await;
 
@@ -664,10 +658,7 @@ async fn invalid_requests_and_api_errors_fail_without_retry() {
     let mut jobs = Vec::new();
     for prompt in ["bad", "api"] {
         let job = chill
-            .create_job(JobSpec {
-                retry_policy: retrying(3, 5),
-                ..spec(prompt, "5 0 * * *")
-            })
+            .create_job(retried_spec(prompt, "5 0 * * *", 3, 5))
             .await
             .unwrap();
         jobs.push(job.id);
@@ -761,12 +752,7 @@ async fn a_slow_answer_times_out_and_is_retried_only_when_the_policy_says_so() {
 async fn exhausted_attempts_end_dead_with_the_whole_chain_kept() {
     let w = World::new();
     w.ai.script("down", vec![server_error()]);
-    let (_chill, handle, job) = w
-        .start_with(JobSpec {
-            retry_policy: retrying(2, 5),
-            ..spec("down", "5 0 * * *")
-        })
-        .await;
+    let (_chill, handle, job) = w.start_with(retried_spec("down", "5 0 * * *", 2, 5)).await;
     w.run_to(at(30, 0)).await;
 
     let chain = w.executions(&job.id).await;
@@ -1117,10 +1103,7 @@ async fn a_crashed_instance_execution_is_recovered_by_another_and_retried() {
     w.ai.script("crash", vec![ok_after(600), Step::ok("second try")]);
     let a = w.engine("a");
     let job = a
-        .create_job(JobSpec {
-            retry_policy: retrying(3, 10),
-            ..spec("crash", "30 0 * * *")
-        })
+        .create_job(retried_spec("crash", "30 0 * * *", 3, 10))
         .await
         .unwrap();
     let handle_a = a.start();
@@ -1218,10 +1201,7 @@ async fn a_zombie_instance_cannot_overwrite_an_execution_recovered_elsewhere() {
     let a = w.engine_on(link.clone(), options("a"));
     let mut a_events = a.subscribe();
     let job = a
-        .create_job(JobSpec {
-            retry_policy: retrying(3, 10),
-            ..spec("zombie", "30 0 * * *")
-        })
+        .create_job(retried_spec("zombie", "30 0 * * *", 3, 10))
         .await
         .unwrap();
     let handle_a = a.start();
@@ -1357,10 +1337,7 @@ async fn events_report_job_changes_and_every_step_of_an_execution() {
     let chill = w.engine("a");
     let mut events = chill.subscribe();
     let created = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(3, 5),
-            ..spec("evented", "* * * * *")
-        })
+        .create_job(retried_spec("evented", "* * * * *", 3, 5))
         .await
         .unwrap();
     let id = created.id;
@@ -1504,10 +1481,7 @@ async fn shutdown_finishes_short_runs_releases_long_ones_and_refuses_new_work() 
         ("later", "31 0 * * *"),
     ] {
         let job = a
-            .create_job(JobSpec {
-                retry_policy: retrying(3, 10),
-                ..spec(prompt, schedule)
-            })
+            .create_job(retried_spec(prompt, schedule, 3, 10))
             .await
             .unwrap();
         ids.push(job.id);
@@ -1653,10 +1627,7 @@ async fn a_claim_whose_reply_was_lost_is_recovered_before_its_lease_expires() {
         .start_on(
             store.clone(),
             options("a"),
-            JobSpec {
-                retry_policy: retrying(2, 10),
-                ..spec("lost", "30 0 * * *")
-            },
+            retried_spec("lost", "30 0 * * *", 2, 10),
         )
         .await;
     w.run_to(at(29, 59)).await;
@@ -1708,17 +1679,11 @@ async fn a_manual_start_whose_reply_was_lost_is_recovered_and_a_run_on_its_way_i
         .start_on(
             store.clone(),
             options("a"),
-            JobSpec {
-                retry_policy: retrying(1, 5),
-                ..spec("flaky", "30 0 * * *")
-            },
+            retried_spec("flaky", "30 0 * * *", 1, 5),
         )
         .await;
     let manual = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(1, 5),
-            ..spec("manual", "0 0 1 1 *")
-        })
+        .create_job(retried_spec("manual", "0 0 1 1 *", 1, 5))
         .await
         .unwrap();
     // 00:30: the flaky job fails; its retry is due about 5 s later.
@@ -1765,10 +1730,7 @@ async fn an_instance_recovers_only_what_it_leased_itself_not_an_older_process_wi
     let store = w.faulty(Faults::NONE, 10);
     let new = w.engine_on(store.clone(), options("a").with_recovery_interval(secs(2)));
     let manual = new
-        .create_job(JobSpec {
-            retry_policy: retrying(1, 5),
-            ..spec("manual", "0 0 1 1 *")
-        })
+        .create_job(retried_spec("manual", "0 0 1 1 *", 1, 5))
         .await
         .unwrap();
     let new_handle = new.start();
@@ -1920,10 +1882,7 @@ async fn a_store_outage_while_a_retry_starts_does_not_cancel_it() {
         .start_on(
             store.clone(),
             options("a"),
-            JobSpec {
-                retry_policy: retrying(3, 10),
-                ..spec("retried", "5 0 * * *")
-            },
+            retried_spec("retried", "5 0 * * *", 3, 10),
         )
         .await;
     w.run_to(at(5, 1)).await;
@@ -2214,10 +2173,7 @@ async fn shutdown_during_the_wait_runs_the_slot_within_the_grace_or_releases_it(
     // execution and the retry policy runs the slot.
     let b = w.engine_on(w.store(), ahead("b").with_shutdown_grace(secs(1)));
     let released = b
-        .create_job(JobSpec {
-            retry_policy: retrying(3, 10),
-            ..spec("released", "40 0 * * *")
-        })
+        .create_job(retried_spec("released", "40 0 * * *", 3, 10))
         .await
         .unwrap();
     let handle_b = b.start();

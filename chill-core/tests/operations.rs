@@ -15,7 +15,9 @@ use chill_core::{
     Chill, ChillOptions, Error, Event, Execution, ExecutionStatus, JobSpec, ModelPrice,
     OverlapPolicy, PriceTable, TriggerLimit,
 };
-use world::{World, at, drain, ok_after, options, retrying, secs, server_error, spec};
+use world::{
+    World, at, drain, ok_after, options, retried_spec, retrying, secs, server_error, spec,
+};
 
 use ExecutionStatus::{Dead, Failed, Success};
 
@@ -66,10 +68,7 @@ async fn the_breaker_opens_after_failures_fails_fast_and_closes_after_a_successf
     let mut events = chill.subscribe();
     w.ai.set_default(server_error());
     let job = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(0, 10),
-            ..spec("flaky", "* * * * *")
-        })
+        .create_job(retried_spec("flaky", "* * * * *", 0, 10))
         .await
         .unwrap();
     let handle = chill.start();
@@ -147,17 +146,11 @@ async fn a_refused_attempt_is_retried_no_earlier_than_the_breaker_half_opens() {
     w.ai.script("down", vec![server_error()]);
     w.ai.set_default(Step::ok("fine"));
     let down = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(0, 10),
-            ..spec("down", "1 0 * * *")
-        })
+        .create_job(retried_spec("down", "1 0 * * *", 0, 10))
         .await
         .unwrap();
     let other = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(2, 10),
-            ..spec("other", "2 0 * * *")
-        })
+        .create_job(retried_spec("other", "2 0 * * *", 2, 10))
         .await
         .unwrap();
     let handle = chill.start();
@@ -266,12 +259,7 @@ async fn manual_triggers_beyond_the_limit_are_refused_until_the_window_passes() 
 #[tokio::test(flavor = "current_thread")]
 async fn a_dead_execution_is_retried_by_hand_as_the_next_attempt_of_its_chain() {
     let w = World::new();
-    let (chill, handle, job) = w
-        .start_with(JobSpec {
-            retry_policy: retrying(0, 10),
-            ..spec("once", "@yearly")
-        })
-        .await;
+    let (chill, handle, job) = w.start_with(retried_spec("once", "@yearly", 0, 10)).await;
     w.ai.script("once", vec![server_error(), Step::ok("second time lucky")]);
     chill.trigger_job(&job.id).await.unwrap();
     w.run_to(at(0, 30)).await;
@@ -333,10 +321,7 @@ async fn window_statistics_and_summaries_add_up_the_executions() {
             .collect(),
     );
     let job = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(0, 10),
-            ..spec("measured", "*/10 * * * *")
-        })
+        .create_job(retried_spec("measured", "*/10 * * * *", 0, 10))
         .await
         .unwrap();
     let handle = chill.start();
@@ -396,10 +381,7 @@ async fn a_job_failing_more_than_a_quarter_of_its_runs_raises_one_alert_per_wind
     w.ai.script("bad", vec![server_error(), Step::ok("ok")]);
     w.ai.set_default(Step::ok("ok"));
     let bad = chill
-        .create_job(JobSpec {
-            retry_policy: retrying(0, 10),
-            ..spec("bad", "*/5 * * * *")
-        })
+        .create_job(retried_spec("bad", "*/5 * * * *", 0, 10))
         .await
         .unwrap();
     let good = chill.create_job(spec("good", "*/5 * * * *")).await.unwrap();

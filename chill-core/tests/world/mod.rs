@@ -50,6 +50,14 @@ pub fn spec(prompt: &str, schedule: &str) -> JobSpec {
     JobSpec::new(prompt, prompt, schedule)
 }
 
+/// [`spec`] with [`retrying`]`(max_retries, retry_delay)`.
+pub fn retried_spec(prompt: &str, schedule: &str, max_retries: u32, retry_delay: u32) -> JobSpec {
+    JobSpec {
+        retry_policy: retrying(max_retries, retry_delay),
+        ..spec(prompt, schedule)
+    }
+}
+
 pub fn retrying(max_retries: u32, retry_delay: u32) -> RetryPolicy {
     RetryPolicy {
         max_retries,
