@@ -16,7 +16,11 @@
 //!   `onExecutionEvent(jobId)` of one job, which is triggered 100 times; the `started` event
 //!   reaching each of them;
 //! - `fanout-slow` (only when named): the same with a prompt the demo AI answers after a
-//!   second, so that no `finished` event is sent while the `started` ones are.
+//!   second, so that no `finished` event is sent while the `started` ones are;
+//! - `fanout-slow-held` (only when named): `fanout-slow` with the client holding its reads
+//!   for 20 ms after each trigger's response, so that the 100 subscribers' reading does not
+//!   take the server's CPU during the fan-out, as subscribers on other machines would not
+//!   (the kernel receive times are still those of the arrivals).
 //!
 //! Event times are taken against the engine's emit, observed two ways. The probe: a thread of
 //! its own, with a current-thread runtime, blocked in the engine's event stream
@@ -80,6 +84,10 @@ const SUBSCRIBERS: usize = 100;
 const FAN_OUTS: usize = 100;
 /// Timed triggers with [`SUBSCRIBERS`] subscribers when the AI answers after a second.
 const SLOW_FAN_OUTS: usize = 30;
+/// How long the client holds its reads in `fanout-slow-held`: far longer than the fan-out.
+/// (Only with the slow answer: with the instant one, the `finished` message would be in the
+/// socket too when the client reads, and the receive time read would be that of its segment.)
+const HOLD: Duration = Duration::from_millis(20);
 /// The longest wait for any one answer or event: a hang guard, not a measurement.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -164,7 +172,13 @@ fn main() {
 }
 
 /// The measurements after `createJob` (which always runs: the others need its jobs).
-const PHASES: [&str; 4] = ["list", "trigger", "fanout", "fanout-slow"];
+const PHASES: [&str; 5] = [
+    "list",
+    "trigger",
+    "fanout",
+    "fanout-slow",
+    "fanout-slow-held",
+];
 
 /// What runs when no measurement is named: all but `fanout-slow` (which takes a second per
 /// trigger).
@@ -195,7 +209,7 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
     let mut cpu_one = None;
     if phases.contains(&"trigger") {
         let one = subscribe(server, &jobs[0], 1).await;
-        let times = fan_out(&gql, &jobs[0], one, &mut probes, TRIGGERS).await;
+        let times = fan_out(&gql, &jobs[0], one, &mut probes, TRIGGERS, None).await;
         report.row("triggerJob: HTTP response", times.response);
         report.row("triggerJob → `started` at the subscriber", times.to_last);
         report.row("  engine emit (probe) → subscriber", times.emit_to_last);
@@ -206,13 +220,21 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
         ));
         cpu_one = Some(times.cpu);
     }
-    for (phase, prompt, iterations, answer) in [
-        ("fanout", "Summarise the news.", FAN_OUTS, "at once"),
+    for (phase, prompt, iterations, answer, hold) in [
+        ("fanout", "Summarise the news.", FAN_OUTS, "at once", None),
         (
             "fanout-slow",
             "slow:1 Summarise the news.",
             SLOW_FAN_OUTS,
             "after 1 s",
+            None,
+        ),
+        (
+            "fanout-slow-held",
+            "slow:1 Summarise the news.",
+            SLOW_FAN_OUTS,
+            "after 1 s",
+            Some(HOLD),
         ),
     ] {
         if !phases.contains(&phase) {
@@ -220,8 +242,13 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
         }
         let job = create_job(&gql, prompt).await;
         let many = subscribe(server, &job, SUBSCRIBERS).await;
-        let times = fan_out(&gql, &job, many, &mut probes, iterations).await;
-        let label = format!("{SUBSCRIBERS} subscribers, AI answer {answer}");
+        let times = fan_out(&gql, &job, many, &mut probes, iterations, hold).await;
+        let held = if hold.is_some() {
+            ", client reads held"
+        } else {
+            ""
+        };
+        let label = format!("{SUBSCRIBERS} subscribers, AI answer {answer}{held}");
         report.row(
             format!("{label}: triggerJob → first `started`"),
             times.to_first,
@@ -245,6 +272,10 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
         report.row(
             format!("{label}: engine emit (traced) → in the last socket (kernel receive time)"),
             times.traced_to_received,
+        );
+        report.row(
+            format!("{label}: engine emit (traced) → in the first socket (kernel receive time)"),
+            times.traced_to_first_received,
         );
         report.row(format!("{label}: first → last `started`"), times.spread);
         let mut note = format!("process CPU per trigger, {label}: {}", ms(times.cpu));
@@ -445,6 +476,8 @@ struct FanOut {
     traced_to_last: Stats,
     /// [`FanOut::emit_to_received`] from the traced emit.
     traced_to_received: Stats,
+    /// The traced emit → the event's last segment in the first subscriber's socket.
+    traced_to_first_received: Stats,
     /// The first subscriber → the last.
     spread: Stats,
     /// CPU time of this process (server and client) per trigger.
@@ -452,13 +485,17 @@ struct FanOut {
 }
 
 /// Triggers `job` `iterations` times, each after the previous run ended, and times the
-/// `started` event reaching every subscriber.
+/// `started` event reaching every subscriber. With `hold`, the client's thread sleeps that long
+/// once it has the trigger's response, before it reads any subscriber: the events arrive in
+/// sockets nobody is reading yet, as they would at subscribers on other machines, and the
+/// server's fan-out has both vCPUs to itself (the kernel receive times are kept).
 async fn fan_out(
     gql: &Gql,
     job: &str,
     mut subscribers: Subscribers,
     probes: &mut Probes,
     iterations: usize,
+    hold: Option<Duration>,
 ) -> FanOut {
     let trigger = || {
         body(
@@ -482,6 +519,7 @@ async fn fan_out(
     let mut emit_to_received = Vec::with_capacity(iterations);
     let mut traced_to_last = Vec::with_capacity(iterations);
     let mut traced_to_received = Vec::with_capacity(iterations);
+    let mut traced_to_first_received = Vec::with_capacity(iterations);
     let mut spread = Vec::with_capacity(iterations);
     let cpu_before = process_cpu();
     for _ in 0..iterations {
@@ -489,10 +527,15 @@ async fn fan_out(
         let sent = Instant::now();
         let text = gql.post(request).await;
         response.push(sent.elapsed());
+        if let Some(hold) = hold {
+            // Blocks this current-thread runtime: no subscriber task runs meanwhile.
+            std::thread::sleep(hold);
+        }
         let id = execution_id(&text);
         let Arrivals {
             first,
             last,
+            first_received,
             last_received,
         } = subscribers.wait(&id, "started", n).await;
         let emitted = probes.subscriber.emitted(&id).await;
@@ -500,6 +543,9 @@ async fn fan_out(
         if let Some(received) = last_received {
             emit_to_received.push(received.duration_since(emitted.wall).unwrap_or_default());
             traced_to_received.push(received.duration_since(traced.wall).unwrap_or_default());
+        }
+        if let Some(received) = first_received {
+            traced_to_first_received.push(received.duration_since(traced.wall).unwrap_or_default());
         }
         traced_to_last.push(last.saturating_duration_since(traced.at));
         to_first.push(first - sent);
@@ -522,6 +568,7 @@ async fn fan_out(
         emit_to_received: Stats::of(emit_to_received),
         traced_to_last: Stats::of(traced_to_last),
         traced_to_received: Stats::of(traced_to_received),
+        traced_to_first_received: Stats::of(traced_to_first_received),
         spread: Stats::of(spread),
     }
 }
@@ -548,6 +595,8 @@ struct Arrival {
 struct Arrivals {
     first: Instant,
     last: Instant,
+    /// The earliest kernel receive time among them.
+    first_received: Option<SystemTime>,
     /// The latest kernel receive time among them.
     last_received: Option<SystemTime>,
 }
@@ -590,6 +639,7 @@ impl Subscribers {
         Arrivals {
             first,
             last: arrivals.iter().map(|a| a.at).max().unwrap_or(first),
+            first_received: arrivals.iter().filter_map(|a| a.received).min(),
             last_received: arrivals.iter().filter_map(|a| a.received).max(),
         }
     }

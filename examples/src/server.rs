@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::ai::{self, AiChoice};
 use crate::demo_ai::DemoAi;
+use crate::graphql::shared::SharedSubscriptions;
 use crate::graphql::{self, ChillSchema};
 use crate::{AppError, demo_jobs, metrics, store_url};
 
@@ -57,6 +58,8 @@ pub struct ServeConfig {
 struct AppState {
     schema: ChillSchema,
     store: Arc<dyn Store>,
+    /// Subscriptions shared by the WebSocket connections that ask the same thing.
+    shared: SharedSubscriptions,
 }
 
 /// A running server: its engine, its listener and, without an AI endpoint configured, the
@@ -68,6 +71,7 @@ pub struct Server {
     stop_http: oneshot::Sender<()>,
     http: JoinHandle<()>,
     demo: Option<DemoAi>,
+    shared: SharedSubscriptions,
 }
 
 impl std::fmt::Debug for Server {
@@ -90,11 +94,12 @@ fn without_nagle(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = 
     })
 }
 
-/// The routes over an engine.
-pub fn router(chill: Chill) -> Router {
+/// The routes over an engine; WebSocket subscriptions are shared through `shared`.
+pub fn router(chill: Chill, shared: SharedSubscriptions) -> Router {
     let state = AppState {
         store: chill.store().clone(),
         schema: graphql::schema(chill),
+        shared,
     };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -118,27 +123,30 @@ async fn graphql_post(State(state): State<AppState>, request: GraphQLRequest) ->
 /// is answered with the IDE page.
 async fn graphql_get(
     State(state): State<AppState>,
-    protocol: Result<GraphQLProtocol, StatusCode>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match (upgrade, protocol) {
-        (Ok(upgrade), Ok(protocol)) => upgrade
-            .read_buffer_size(WS_READ_BUFFER)
-            .protocols(ALL_WEBSOCKET_PROTOCOLS)
-            .on_upgrade(move |socket| async move {
-                ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
-                GraphQLWebSocket::new(socket, state.schema, protocol)
-                    .serve()
-                    .await;
-                ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
-            }),
-        (Ok(_), Err(_)) => (
+    let Ok(upgrade) = upgrade else {
+        return Html(IDE_PAGE).into_response();
+    };
+    let upgrade = upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .protocols(ALL_WEBSOCKET_PROTOCOLS);
+    let protocol = upgrade
+        .selected_protocol()
+        .and_then(|p| p.to_str().ok())
+        .and_then(|p| p.parse::<WebSocketProtocols>().ok());
+    let Some(protocol) = protocol else {
+        return (
             StatusCode::BAD_REQUEST,
             "expected the WebSocket subprotocol graphql-transport-ws or graphql-ws",
         )
-            .into_response(),
-        (Err(_), _) => Html(IDE_PAGE).into_response(),
-    }
+            .into_response();
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
+        graphql::websocket::serve(socket, protocol, state.schema, state.shared).await;
+        ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
+    })
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
@@ -192,7 +200,8 @@ impl Server {
             .map_err(|e| AppError::io("listener", e))?;
         let engine = chill.start();
         let (stop_http, stopped) = oneshot::channel::<()>();
-        let app = router(chill.clone());
+        let shared = SharedSubscriptions::new();
+        let app = router(chill.clone(), shared.clone());
         let listener = without_nagle(listener);
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -212,6 +221,7 @@ impl Server {
             stop_http,
             http,
             demo: connected.demo,
+            shared,
         })
     }
 
@@ -223,6 +233,12 @@ impl Server {
     /// The engine.
     pub fn chill(&self) -> &Chill {
         &self.chill
+    }
+
+    /// The subscriptions shared by its WebSocket connections (connections that subscribe
+    /// with the same document and variables share one).
+    pub fn shared_subscriptions(&self) -> &SharedSubscriptions {
+        &self.shared
     }
 
     /// Stop gracefully: stop taking HTTP requests, then stop the engine (running executions

@@ -8,8 +8,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use chill_examples::{AiChoice, ServeConfig, Server};
-use common::{AiServer, Gql, Subscription, TempDb};
+use common::{AiServer, Gql, Subscription, TempDb, start_server};
 use serde_json::{Value, json};
 
 const JOB_FIELDS: &str = "id name prompt schedule enabled timezone nextRunAt lastRunAt \
@@ -21,17 +20,6 @@ const EXECUTION_FIELDS: &str = "id jobId status trigger attempt retryCount sched
 
 /// Never fires during a test: runs happen only when triggered.
 const YEARLY: &str = "0 0 1 1 *";
-
-async fn start(db: &TempDb, ai: &AiServer) -> Server {
-    Server::start(ServeConfig {
-        store_url: db.url("chill.db"),
-        listen: "127.0.0.1:0".into(),
-        ai: AiChoice::Query(ai.url()),
-        demo_jobs: true,
-    })
-    .await
-    .unwrap()
-}
 
 async fn create_job(gql: &Gql, input: Value) -> Value {
     let data = gql
@@ -80,7 +68,7 @@ async fn completions(addr: std::net::SocketAddr, job_id: Option<&str>) -> Subscr
 async fn scheduled_executions_arrive_on_the_subscription_and_update_the_statistics() {
     let ai = AiServer::start().await;
     let db = TempDb::new("scheduled");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
 
     // A configured AI endpoint: no demo jobs, even in an empty store.
@@ -138,7 +126,7 @@ async fn scheduled_executions_arrive_on_the_subscription_and_update_the_statisti
 async fn trigger_pause_and_resume() {
     let ai = AiServer::start().await;
     let db = TempDb::new("trigger");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let job = create_job(
         &gql,
@@ -240,7 +228,7 @@ async fn trigger_pause_and_resume() {
 async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
     let ai = AiServer::start().await;
     let db = TempDb::new("retry");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let job = create_job(
         &gql,
@@ -310,7 +298,7 @@ async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
 async fn invalid_input_is_an_error_naming_the_field_and_stores_nothing() {
     let ai = AiServer::start().await;
     let db = TempDb::new("invalid");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let create = "mutation($input: CreateJobInput!) { createJob(input: $input) { id } }";
     let cases = [
@@ -379,7 +367,7 @@ async fn invalid_input_is_an_error_naming_the_field_and_stores_nothing() {
 async fn ide_page_health_and_prometheus_metrics() {
     let ai = AiServer::start().await;
     let db = TempDb::new("http");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
 
     let page = gql.get("/graphql").await;
@@ -446,7 +434,7 @@ async fn ide_page_health_and_prometheus_metrics() {
 async fn subscriptions_over_the_older_graphql_ws_protocol() {
     let ai = AiServer::start().await;
     let db = TempDb::new("legacy");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let job = create_job(
         &gql,
@@ -479,7 +467,7 @@ async fn subscriptions_over_the_older_graphql_ws_protocol() {
 async fn a_subscribe_message_larger_than_the_read_buffer_is_served() {
     let ai = AiServer::start().await;
     let db = TempDb::new("big-subscribe");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     // Runs every second, so a run ends after the subscription is live, whenever that is.
     let job = create_job(
@@ -511,7 +499,7 @@ async fn a_subscribe_message_larger_than_the_read_buffer_is_served() {
 async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     let ai = AiServer::start().await;
     let db = TempDb::new("restart");
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let job = create_job(
         &gql,
@@ -534,7 +522,7 @@ async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
         "still serving"
     );
 
-    let server = start(&db, &ai).await;
+    let server = start_server(&db, &ai).await;
     let gql = Gql::new(server.local_addr());
     let kept = get_job(&gql, &id).await;
     assert_eq!(kept["name"], "survivor");

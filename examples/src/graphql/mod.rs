@@ -25,8 +25,10 @@ mod errors;
 mod inputs;
 mod mutation;
 mod query;
+pub mod shared;
 mod subscription;
 mod types;
+pub mod websocket;
 
 use async_graphql::{Result, Schema};
 use chill_core::{Chill, ExecutionId, JobId};

@@ -111,6 +111,19 @@ fn uuid_like() -> u128 {
         .as_nanos()
 }
 
+/// `chill serve` in process on an ephemeral port, over the SQLite file `chill.db` of `db`,
+/// with `ai` as its AI endpoint.
+pub async fn start_server(db: &TempDb, ai: &AiServer) -> chill_examples::Server {
+    chill_examples::Server::start(chill_examples::ServeConfig {
+        store_url: db.url("chill.db"),
+        listen: "127.0.0.1:0".into(),
+        ai: chill_examples::AiChoice::Query(ai.url()),
+        demo_jobs: true,
+    })
+    .await
+    .unwrap()
+}
+
 /// A GraphQL client over HTTP.
 pub struct Gql {
     pub base: String,
@@ -254,6 +267,69 @@ async fn recv(socket: &mut Socket) -> Value {
             Message::Text(text) => return serde_json::from_str(&text).unwrap(),
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("unexpected WebSocket message: {other:?}"),
+        }
+    }
+}
+
+/// A raw GraphQL WebSocket connection, for the protocol's own messages.
+pub struct RawSocket {
+    socket: Socket,
+}
+
+impl RawSocket {
+    /// Connects with subprotocol `protocol` (no message sent yet).
+    pub async fn connect(addr: SocketAddr, protocol: &str) -> RawSocket {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        RawSocket { socket }
+    }
+
+    /// Connects with `protocol` and completes `connection_init`.
+    pub async fn initialised(addr: SocketAddr, protocol: &str) -> RawSocket {
+        let mut raw = RawSocket::connect(addr, protocol).await;
+        raw.send(json!({"type": "connection_init", "payload": {}}))
+            .await;
+        assert_eq!(raw.recv().await, json!({"type": "connection_ack"}));
+        raw
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        send(&mut self.socket, value).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    /// The next text message as JSON.
+    pub async fn recv(&mut self) -> Value {
+        recv(&mut self.socket).await
+    }
+
+    /// The close frame's code and reason, after which the server ends the connection.
+    pub async fn closed(&mut self) -> (u16, String) {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("no close in time")
+                .expect("the WebSocket ended without a close frame")
+                .unwrap();
+            match message {
+                Message::Close(Some(frame)) => {
+                    return (frame.code.into(), frame.reason.to_string());
+                }
+                Message::Close(None) => panic!("a close frame without a code"),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
         }
     }
 }

@@ -1,0 +1,365 @@
+//! Subscriptions shared by every connection that asks the same thing.
+//!
+//! A hundred dashboards subscribed to `onExecutionEvent(jobId: X)` with the same selection
+//! would otherwise each receive every engine event, resolve the same selection over it and
+//! encode the same JSON. Here the first such subscription becomes the *source*: one task
+//! resolves its stream and encodes each result once; the others receive the encoded result
+//! (an `Arc<str>`) and only frame it for their socket. A source ends when its last subscriber
+//! leaves, or when its stream ends (each subscriber then completes).
+//!
+//! Two subscriptions are the same when their document, operation name and variables are the
+//! same text. A request with extensions is never shared (they may change what it resolves).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use async_graphql::{Request, Response};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::task::AbortHandle;
+
+/// Results a subscriber may fall behind by before it skips some (logged).
+const SHARED_RESULTS: usize = 256;
+
+/// One result of a subscription, encoded: the JSON of a GraphQL response.
+pub type EncodedResponse = Arc<str>;
+
+/// A response as JSON. Encoding a `Response` cannot fail (its map keys are strings); should it
+/// ever, the subscriber gets a response that says so rather than nothing.
+pub fn encode(response: &Response) -> EncodedResponse {
+    match serde_json::to_string(response) {
+        Ok(json) => json.into(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot encode a GraphQL response");
+            Arc::from(r#"{"data":null,"errors":[{"message":"the response could not be encoded"}]}"#)
+        }
+    }
+}
+
+/// What identifies a shareable subscription: its document, operation and variables.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionKey(String);
+
+impl SubscriptionKey {
+    /// The key of `request` when it is a subscription that can be shared: a subscription
+    /// operation, without extensions. `None` for queries, mutations, documents that do not
+    /// parse (their error is the request's own) and requests with extensions.
+    pub fn of(request: &mut Request) -> Option<SubscriptionKey> {
+        if !request.extensions.is_empty() {
+            return None;
+        }
+        let name = request.operation_name.clone();
+        let document = request.parsed_query().ok()?;
+        let operation = match name.as_deref() {
+            Some(name) => {
+                document
+                    .operations
+                    .iter()
+                    .find(|(n, _)| n.is_some_and(|n| n.as_str() == name))?
+                    .1
+            }
+            None => {
+                let mut operations = document.operations.iter();
+                let only = operations.next()?.1;
+                if operations.next().is_some() {
+                    return None;
+                }
+                only
+            }
+        };
+        if operation.node.ty != async_graphql::parser::types::OperationType::Subscription {
+            return None;
+        }
+        let variables = serde_json::to_string(&request.variables).ok()?;
+        Some(SubscriptionKey(format!(
+            "{}\u{0}{}\u{0}{variables}",
+            request.query,
+            name.unwrap_or_default()
+        )))
+    }
+}
+
+/// What a source sends its subscribers.
+#[derive(Debug, Clone)]
+enum Shared {
+    Result(EncodedResponse),
+    End,
+}
+
+/// The live shared subscriptions of one schema. Cloning is cheap; clones share the sources.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use async_graphql::{Request, Response, Value};
+/// use chill_examples::graphql::shared::{SharedSubscriptions, SubscriptionKey};
+/// use futures_util::stream::{self, StreamExt};
+///
+/// let shared = SharedSubscriptions::new();
+/// let mut request = Request::new("subscription { onExecutionEvent { kind } }");
+/// let key = SubscriptionKey::of(&mut request).expect("a subscription");
+/// // Each subscriber brings its own stream of results; only the first one's is resolved.
+/// let results = || stream::iter([Response::new(Value::from("started"))]).chain(stream::pending());
+/// let mut first = Box::pin(shared.subscribe(key.clone(), results().boxed()));
+/// let mut second = Box::pin(shared.subscribe(key, results().boxed()));
+/// assert_eq!(shared.live(), 1);
+/// assert_eq!(&*first.next().await.unwrap(), r#"{"data":"started"}"#);
+/// assert_eq!(&*second.next().await.unwrap(), r#"{"data":"started"}"#);
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct SharedSubscriptions {
+    sources: Arc<Mutex<Sources>>,
+}
+
+impl std::fmt::Debug for SharedSubscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSubscriptions")
+            .field("live", &self.live())
+            .finish()
+    }
+}
+
+type Sources = HashMap<SubscriptionKey, (u64, Weak<Source>)>;
+
+/// A running source: the task that resolves and encodes, and the channel to its subscribers.
+struct Source {
+    id: u64,
+    key: SubscriptionKey,
+    results: broadcast::Sender<Shared>,
+    task: AbortHandle,
+    sources: Weak<Mutex<Sources>>,
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some(sources) = self.sources.upgrade() {
+            forget(&sources, &self.key, self.id);
+        }
+    }
+}
+
+/// Removes `key`'s entry if it is still source `id`'s.
+fn forget(sources: &Mutex<Sources>, key: &SubscriptionKey, id: u64) {
+    let mut sources = sources.lock().unwrap_or_else(PoisonError::into_inner);
+    if sources.get(key).is_some_and(|(current, _)| *current == id) {
+        sources.remove(key);
+    }
+}
+
+static NEXT_SOURCE: AtomicU64 = AtomicU64::new(0);
+
+impl SharedSubscriptions {
+    /// No shared subscription yet.
+    pub fn new() -> SharedSubscriptions {
+        SharedSubscriptions::default()
+    }
+
+    /// How many shared subscriptions are live (each with one or more subscribers).
+    pub fn live(&self) -> usize {
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|(_, source)| source.strong_count() > 0)
+            .count()
+    }
+
+    /// The encoded results of the subscription `key`, from now on. `stream` is this
+    /// subscriber's own stream of it, already polled once (so the request is known to be
+    /// valid and its subscription live): it becomes the source when there is none, and is
+    /// dropped otherwise. The returned stream ends when the source's stream ends; dropping it
+    /// unsubscribes.
+    pub fn subscribe(
+        &self,
+        key: SubscriptionKey,
+        stream: BoxStream<'static, Response>,
+    ) -> impl Stream<Item = EncodedResponse> + Send + 'static {
+        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
+        let (source, receiver) = match sources.get(&key).and_then(|(_, s)| s.upgrade()) {
+            Some(source) => {
+                let receiver = source.results.subscribe();
+                (source, receiver)
+            }
+            None => {
+                let id = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+                let (results, receiver) = broadcast::channel(SHARED_RESULTS);
+                let task = tokio::spawn(run_source(
+                    stream,
+                    results.clone(),
+                    Arc::downgrade(&self.sources),
+                    key.clone(),
+                    id,
+                ))
+                .abort_handle();
+                let source = Arc::new(Source {
+                    id,
+                    key: key.clone(),
+                    results,
+                    task,
+                    sources: Arc::downgrade(&self.sources),
+                });
+                sources.insert(key, (id, Arc::downgrade(&source)));
+                (source, receiver)
+            }
+        };
+        drop(sources);
+        futures_util::stream::unfold((receiver, source), |(mut receiver, source)| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(Shared::Result(json)) => return Some((json, (receiver, source))),
+                    Ok(Shared::End) | Err(RecvError::Closed) => return None,
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "a GraphQL subscriber fell behind");
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Resolves a shared subscription and sends each result, encoded once, to its subscribers.
+async fn run_source(
+    mut stream: BoxStream<'static, Response>,
+    results: broadcast::Sender<Shared>,
+    sources: Weak<Mutex<Sources>>,
+    key: SubscriptionKey,
+    id: u64,
+) {
+    while let Some(response) = stream.next().await {
+        // No subscriber left: the source is being dropped and this task aborted.
+        let _ = results.send(Shared::Result(encode(&response)));
+    }
+    // No new subscriber may join a source that has ended.
+    if let Some(sources) = sources.upgrade() {
+        forget(&sources, &key, id);
+    }
+    let _ = results.send(Shared::End);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(query: &str, variables: serde_json::Value) -> Option<SubscriptionKey> {
+        let mut request =
+            Request::new(query).variables(async_graphql::Variables::from_json(variables));
+        SubscriptionKey::of(&mut request)
+    }
+
+    #[test]
+    fn only_subscriptions_are_shared_and_the_key_holds_document_and_variables() {
+        let q = "subscription($id: ID) { onExecutionEvent(jobId: $id) { kind } }";
+        let a = key(q, serde_json::json!({"id": "a"})).expect("a subscription");
+        assert_eq!(key(q, serde_json::json!({"id": "a"})), Some(a.clone()));
+        assert_ne!(key(q, serde_json::json!({"id": "b"})), Some(a));
+        assert_eq!(key("{ listJobs { id } }", serde_json::json!({})), None);
+        assert_eq!(key("mutation { x }", serde_json::json!({})), None);
+        assert_eq!(key("subscription {", serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn the_named_operation_decides() {
+        let doc = "query Q { a } subscription S { b }";
+        let named = |name: &str| {
+            let mut request = Request::new(doc).operation_name(name);
+            SubscriptionKey::of(&mut request)
+        };
+        assert!(named("S").is_some());
+        assert!(named("Q").is_none());
+        assert!(named("missing").is_none());
+        let mut unnamed = Request::new(doc);
+        assert!(SubscriptionKey::of(&mut unnamed).is_none(), "ambiguous");
+    }
+
+    /// A stream of the responses sent on the returned sender.
+    fn channel() -> (
+        tokio::sync::mpsc::UnboundedSender<Response>,
+        BoxStream<'static, Response>,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        (tx, stream.boxed())
+    }
+
+    fn results(items: &[&str]) -> BoxStream<'static, Response> {
+        let items: Vec<Response> = items
+            .iter()
+            .map(|s| Response::new(async_graphql::Value::String((*s).to_string())))
+            .collect();
+        futures_util::stream::iter(items)
+            .chain(futures_util::stream::pending())
+            .boxed()
+    }
+
+    #[tokio::test]
+    async fn subscribers_of_one_key_share_one_source_until_the_last_leaves() {
+        let shared = SharedSubscriptions::new();
+        let q = "subscription { onExecutionEvent { kind } }";
+        let k = key(q, serde_json::json!({})).unwrap();
+        let (tx, rx) = channel();
+        let first = shared.subscribe(k.clone(), rx);
+        // The second subscriber's own stream is dropped: it would yield "not shared".
+        let second = shared.subscribe(k.clone(), results(&["not shared"]));
+        assert_eq!(shared.live(), 1);
+        let mut first = Box::pin(first);
+        let mut second = Box::pin(second);
+        tx.send(Response::new(async_graphql::Value::from("one")))
+            .unwrap();
+        assert_eq!(&*first.next().await.unwrap(), r#"{"data":"one"}"#);
+        assert_eq!(&*second.next().await.unwrap(), r#"{"data":"one"}"#);
+        drop(first);
+        assert_eq!(shared.live(), 1, "one subscriber is left");
+        drop(second);
+        assert_eq!(
+            shared.live(),
+            0,
+            "the source ended with its last subscriber"
+        );
+        tokio::task::yield_now().await;
+        assert!(tx.is_closed(), "the source's stream was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_source_whose_stream_ends_completes_every_subscriber_and_a_new_one_starts_afresh() {
+        let shared = SharedSubscriptions::new();
+        let k = key("subscription { a }", serde_json::json!({})).unwrap();
+        let (tx, rx) = channel();
+        let mut first = Box::pin(shared.subscribe(k.clone(), rx));
+        let mut second = Box::pin(shared.subscribe(k.clone(), results(&[])));
+        tx.send(Response::new(async_graphql::Value::from(1)))
+            .unwrap();
+        drop(tx);
+        assert_eq!(&*first.next().await.unwrap(), r#"{"data":1}"#);
+        assert!(first.next().await.is_none());
+        assert_eq!(&*second.next().await.unwrap(), r#"{"data":1}"#);
+        assert!(second.next().await.is_none());
+        let mut third = Box::pin(shared.subscribe(k, results(&["fresh"])));
+        assert_eq!(&*third.next().await.unwrap(), r#"{"data":"fresh"}"#);
+    }
+
+    #[tokio::test]
+    async fn different_keys_are_different_sources() {
+        let shared = SharedSubscriptions::new();
+        let a = key(
+            "subscription($i: ID) { a(i: $i) }",
+            serde_json::json!({"i": 1}),
+        )
+        .unwrap();
+        let b = key(
+            "subscription($i: ID) { a(i: $i) }",
+            serde_json::json!({"i": 2}),
+        )
+        .unwrap();
+        let mut sa = Box::pin(shared.subscribe(a, results(&["a"])));
+        let mut sb = Box::pin(shared.subscribe(b, results(&["b"])));
+        assert_eq!(shared.live(), 2);
+        assert_eq!(&*sa.next().await.unwrap(), r#"{"data":"a"}"#);
+        assert_eq!(&*sb.next().await.unwrap(), r#"{"data":"b"}"#);
+    }
+}

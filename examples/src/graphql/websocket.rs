@@ -1,0 +1,255 @@
+//! GraphQL over WebSocket: `graphql-transport-ws` and the older `graphql-ws`
+//! (subscriptions-transport-ws), with subscriptions shared across connections
+//! ([`super::shared`]).
+//!
+//! The messages are those of async-graphql's own WebSocket handler, which this replaces so
+//! that a subscription result is resolved and encoded once for every connection that asked
+//! the same thing, not once per connection:
+//!
+//! | client | server |
+//! |---|---|
+//! | `connection_init` | `connection_ack`; a second one closes the connection (4429) |
+//! | `subscribe` / `start` `{id, payload}` | `next` / `data` `{id, payload}` per result, then `complete` `{id}` when the operation ends; before `connection_init` the connection closes (1011) |
+//! | `complete` / `stop` `{id}` | `complete` `{id}`, and the operation stops |
+//! | `ping` | `pong` |
+//! | `connection_terminate` | the connection closes |
+//! | anything that is not one of these | the connection closes (1002) with the parse error |
+//!
+//! Errors of an operation (an invalid document, a bad argument) come back in the `payload` of
+//! its `next` / `data` message, as a GraphQL response with `errors`, followed by `complete`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::Response;
+use async_graphql::http::{ClientMessage, WebSocketProtocols};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::future::FutureExt;
+use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
+
+use super::ChillSchema;
+use super::shared::{EncodedResponse, SharedSubscriptions, SubscriptionKey, encode};
+
+/// What an operation of a connection sends: a result, then its end.
+enum Outcome {
+    Result(EncodedResponse),
+    End,
+}
+
+/// An operation of a connection: its id, and the start of its result messages.
+struct Operation {
+    id: String,
+    /// `{"type":"next","id":ID,"payload":` (`data` in the older protocol).
+    result_prefix: String,
+}
+
+/// One connection's operations, each a stream of its outcomes.
+type Operations = SelectAll<BoxStream<'static, (Arc<Operation>, Outcome)>>;
+
+/// Serves one WebSocket connection until either side closes it.
+pub async fn serve(
+    socket: WebSocket,
+    protocol: WebSocketProtocols,
+    schema: ChillSchema,
+    shared: SharedSubscriptions,
+) {
+    let mut connection = Connection {
+        protocol,
+        schema,
+        shared,
+        initialised: false,
+        operations: SelectAll::new(),
+        running: HashMap::new(),
+    };
+    let (mut sink, mut incoming) = socket.split();
+    loop {
+        let reply = tokio::select! {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(text))) => connection.on_message(text.as_bytes()),
+                Some(Ok(Message::Binary(bytes))) => connection.on_message(&bytes),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Reply::None,
+            },
+            Some((operation, outcome)) = connection.operations.next(), if !connection.operations.is_empty() => {
+                connection.on_outcome(&operation, outcome)
+            }
+        };
+        let (message, close) = match reply {
+            Reply::None => continue,
+            Reply::Send(message) => (message, false),
+            Reply::Close(code, reason) => (
+                Message::Close(Some(CloseFrame {
+                    code,
+                    reason: close_reason(reason).into(),
+                })),
+                true,
+            ),
+            Reply::SendThenClose(message) => (message, true),
+            Reply::Stop => return,
+        };
+        if sink.send(message).await.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// What to do after a message.
+enum Reply {
+    None,
+    Send(Message),
+    SendThenClose(Message),
+    Close(u16, String),
+    Stop,
+}
+
+struct Connection {
+    protocol: WebSocketProtocols,
+    schema: ChillSchema,
+    shared: SharedSubscriptions,
+    initialised: bool,
+    operations: Operations,
+    /// The operations still running, by id: aborting stops one.
+    running: HashMap<String, AbortHandle>,
+}
+
+impl Connection {
+    fn on_message(&mut self, bytes: &[u8]) -> Reply {
+        let message = match ClientMessage::from_bytes(bytes) {
+            Ok(message) => message,
+            Err(e) => return Reply::Close(1002, e.to_string()),
+        };
+        match message {
+            ClientMessage::ConnectionInit { .. } if self.initialised => match self.protocol {
+                WebSocketProtocols::GraphQLWS => {
+                    Reply::Close(4429, "Too many initialisation requests.".into())
+                }
+                WebSocketProtocols::SubscriptionsTransportWS => Reply::SendThenClose(text(
+                    r#"{"type":"connection_error","payload":{"message":"Too many initialisation requests."}}"#,
+                )),
+            },
+            ClientMessage::ConnectionInit { .. } => {
+                self.initialised = true;
+                Reply::Send(text(r#"{"type":"connection_ack"}"#))
+            }
+            ClientMessage::Start { .. } if !self.initialised => {
+                Reply::Close(1011, "The handshake is not completed.".into())
+            }
+            ClientMessage::Start { id, payload } => {
+                if self.running.contains_key(&id) && self.protocol == WebSocketProtocols::GraphQLWS
+                {
+                    return Reply::Close(4409, format!("Subscriber for {id} already exists"));
+                }
+                self.start(id, payload);
+                Reply::None
+            }
+            ClientMessage::Stop { id } => match self.running.remove(&id) {
+                Some(handle) => {
+                    handle.abort();
+                    Reply::Send(complete(&id))
+                }
+                None => Reply::None,
+            },
+            ClientMessage::ConnectionTerminate => Reply::Stop,
+            ClientMessage::Ping { .. } => Reply::Send(text(r#"{"type":"pong"}"#)),
+            ClientMessage::Pong { .. } => Reply::None,
+        }
+    }
+
+    /// Starts operation `id`: a shared subscription when it can be one, else its own stream.
+    fn start(&mut self, id: String, mut request: async_graphql::Request) {
+        if let Some(old) = self.running.remove(&id) {
+            old.abort();
+        }
+        let key = SubscriptionKey::of(&mut request);
+        let mut own = self.schema.execute_stream(request);
+        let results: BoxStream<'static, EncodedResponse> = match key {
+            Some(key) => match own.next().now_or_never() {
+                // Valid and live: share it.
+                None => self.shared.subscribe(key, own).boxed(),
+                // An error (or an immediate result) is this request's own.
+                Some(Some(first)) => stream::once(async move { first })
+                    .chain(own)
+                    .map(|r: Response| encode(&r))
+                    .boxed(),
+                Some(None) => stream::empty().boxed(),
+            },
+            None => own.map(|r| encode(&r)).boxed(),
+        };
+        let (handle, registration) = AbortHandle::new_pair();
+        self.running.insert(id.clone(), handle);
+        let kind = match self.protocol {
+            WebSocketProtocols::GraphQLWS => "next",
+            WebSocketProtocols::SubscriptionsTransportWS => "data",
+        };
+        let operation = Arc::new(Operation {
+            result_prefix: format!(r#"{{"type":"{kind}","id":{},"payload":"#, json_string(&id)),
+            id,
+        });
+        let last = operation.clone();
+        let tagged = results
+            .map(move |json| (operation.clone(), Outcome::Result(json)))
+            .chain(stream::once(async move { (last, Outcome::End) }));
+        self.operations
+            .push(Abortable::new(tagged, registration).boxed());
+    }
+
+    fn on_outcome(&mut self, operation: &Operation, outcome: Outcome) -> Reply {
+        match outcome {
+            Outcome::Result(json) => {
+                let prefix = &operation.result_prefix;
+                let mut frame = String::with_capacity(prefix.len() + json.len() + 1);
+                frame.push_str(prefix);
+                frame.push_str(&json);
+                frame.push('}');
+                Reply::Send(Message::Text(frame.into()))
+            }
+            Outcome::End => {
+                self.running.remove(&operation.id);
+                Reply::Send(complete(&operation.id))
+            }
+        }
+    }
+}
+
+/// The longest close reason: a close frame's payload is at most 125 bytes, 2 of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// `reason` cut to fit a close frame, at a character boundary.
+fn close_reason(mut reason: String) -> String {
+    if reason.len() > MAX_CLOSE_REASON {
+        let mut end = MAX_CLOSE_REASON;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
+}
+
+fn text(s: &'static str) -> Message {
+    Message::Text(s.into())
+}
+
+fn complete(id: &str) -> Message {
+    Message::Text(format!(r#"{{"type":"complete","id":{}}}"#, json_string(id)).into())
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_close_reason_is_cut_at_a_character_boundary() {
+        assert_eq!(close_reason("short".into()), "short");
+        let long = "é".repeat(100);
+        let cut = close_reason(long);
+        assert!(cut.len() <= MAX_CLOSE_REASON && cut.len() >= MAX_CLOSE_REASON - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}
