@@ -199,6 +199,10 @@ async fn protocol_errors_close_the_connection_with_their_code() {
         (4409, "Subscriber for same already exists".to_string())
     );
 
+    // A client's close is answered with a close frame.
+    let mut leaving = RawSocket::initialised(addr, TRANSPORT).await;
+    assert_eq!(leaving.close().await, Some(1000));
+
     let mut garbage = RawSocket::initialised(addr, TRANSPORT).await;
     garbage.send_text("{\"type\": \"no-such-message\"}").await;
     let (code, reason) = garbage.closed().await;

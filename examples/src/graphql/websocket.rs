@@ -13,6 +13,7 @@
 //! | `complete` / `stop` `{id}` | `complete` `{id}`, and the operation stops |
 //! | `ping` | `pong` |
 //! | `connection_terminate` | the connection closes |
+//! | a WebSocket close frame | a close frame in answer, then the connection ends |
 //! | anything that is not one of these | the connection closes (1002) with the parse error |
 //!
 //! Errors of an operation (an invalid document, a bad argument) come back in the `payload` of
@@ -68,8 +69,9 @@ pub async fn serve(
             message = incoming.next() => match message {
                 Some(Ok(Message::Text(text))) => connection.on_message(text.as_bytes()),
                 Some(Ok(Message::Binary(bytes))) => connection.on_message(&bytes),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Reply::None,
+                // The socket answers a close frame itself and then ends: read on until it has.
+                Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Reply::None,
+                Some(Err(_)) | None => return,
             },
             Some((operation, outcome)) = connection.operations.next(), if !connection.operations.is_empty() => {
                 connection.on_outcome(&operation, outcome)

@@ -314,6 +314,29 @@ impl RawSocket {
         recv(&mut self.socket).await
     }
 
+    /// Closes the connection with code 1000; the server's answering close frame, if any.
+    pub async fn close(&mut self) -> Option<u16> {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        self.socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "bye".into(),
+            }))
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("no close in time")
+            {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code.into()),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     /// The close frame's code and reason, after which the server ends the connection.
     pub async fn closed(&mut self) -> (u16, String) {
         loop {
