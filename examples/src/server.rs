@@ -94,8 +94,14 @@ fn without_nagle(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = 
     })
 }
 
-/// The routes over an engine; WebSocket subscriptions are shared through `shared`.
-pub fn router(chill: Chill, shared: SharedSubscriptions) -> Router {
+/// The routes over an engine.
+pub fn router(chill: Chill) -> Router {
+    routes(chill, SharedSubscriptions::new())
+}
+
+/// The routes over an engine, its WebSocket subscriptions shared through `shared` (which must
+/// serve no other engine: a subscription's key does not name its engine).
+fn routes(chill: Chill, shared: SharedSubscriptions) -> Router {
     let state = AppState {
         store: chill.store().clone(),
         schema: graphql::schema(chill),
@@ -201,7 +207,7 @@ impl Server {
         let engine = chill.start();
         let (stop_http, stopped) = oneshot::channel::<()>();
         let shared = SharedSubscriptions::new();
-        let app = router(chill.clone(), shared.clone());
+        let app = routes(chill.clone(), shared.clone());
         let listener = without_nagle(listener);
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -19,8 +19,11 @@ use futures_util::stream::{BoxStream, Stream, StreamExt};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::task::AbortHandle;
 
-/// Results a subscriber may fall behind by before it skips some (logged).
-const SHARED_RESULTS: usize = 256;
+/// Results a subscriber may fall behind by before it skips some (logged): as many as the
+/// engine's events an unshared subscription could fall behind by (`ChillOptions::event_capacity`
+/// by default). A source resolves results as fast as the engine emits events, whatever its
+/// subscribers' sockets take.
+const SHARED_RESULTS: usize = 4096;
 
 /// One result of a subscription, encoded: the JSON of a GraphQL response.
 pub type EncodedResponse = Arc<str>;
@@ -170,7 +173,8 @@ impl SharedSubscriptions {
     /// subscriber's own stream of it, already polled once (so the request is known to be
     /// valid and its subscription live): it becomes the source when there is none, and is
     /// dropped otherwise. The returned stream ends when the source's stream ends; dropping it
-    /// unsubscribes.
+    /// unsubscribes. A subscriber that joins a source may also get the results of events the
+    /// source received just before the join but had not yet resolved.
     pub fn subscribe(
         &self,
         key: SubscriptionKey,
@@ -227,15 +231,35 @@ async fn run_source(
     key: SubscriptionKey,
     id: u64,
 ) {
+    let end = SourceEnd {
+        results: results.clone(),
+        sources,
+        key,
+        id,
+    };
     while let Some(response) = stream.next().await {
         // No subscriber left: the source is being dropped and this task aborted.
         let _ = results.send(Shared::Result(encode(&response)));
     }
-    // No new subscriber may join a source that has ended.
-    if let Some(sources) = sources.upgrade() {
-        forget(&sources, &key, id);
+    drop(end);
+}
+
+/// Ends a source however its task ends (its stream ended, it was aborted, a resolver
+/// panicked): no new subscriber may join it, and its subscribers complete.
+struct SourceEnd {
+    results: broadcast::Sender<Shared>,
+    sources: Weak<Mutex<Sources>>,
+    key: SubscriptionKey,
+    id: u64,
+}
+
+impl Drop for SourceEnd {
+    fn drop(&mut self) {
+        if let Some(sources) = self.sources.upgrade() {
+            forget(&sources, &self.key, self.id);
+        }
+        let _ = self.results.send(Shared::End);
     }
-    let _ = results.send(Shared::End);
 }
 
 #[cfg(test)]
@@ -341,6 +365,22 @@ mod tests {
         assert!(second.next().await.is_none());
         let mut third = Box::pin(shared.subscribe(k, results(&["fresh"])));
         assert_eq!(&*third.next().await.unwrap(), r#"{"data":"fresh"}"#);
+    }
+
+    #[tokio::test]
+    async fn a_source_that_panics_completes_its_subscribers_and_is_not_joined_again() {
+        let shared = SharedSubscriptions::new();
+        let k = key("subscription { a }", serde_json::json!({})).unwrap();
+        let panicking = futures_util::stream::poll_fn(|_| -> std::task::Poll<Option<Response>> {
+            panic!("a resolver failed")
+        })
+        .boxed();
+        let mut first = Box::pin(shared.subscribe(k.clone(), panicking));
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(30), first.next()).await;
+        assert!(matches!(ended, Ok(None)), "completed, not left waiting");
+        assert_eq!(shared.live(), 0);
+        let mut second = Box::pin(shared.subscribe(k, results(&["fresh"])));
+        assert_eq!(&*second.next().await.unwrap(), r#"{"data":"fresh"}"#);
     }
 
     #[tokio::test]
