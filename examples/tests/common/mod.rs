@@ -176,7 +176,7 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A GraphQL subscription over WebSocket, in either protocol.
 pub struct Subscription {
-    socket: Socket,
+    raw: RawSocket,
     legacy: bool,
 }
 
@@ -189,45 +189,25 @@ impl Subscription {
         variables: Value,
         legacy: bool,
     ) -> Subscription {
-        let mut request = format!("ws://{addr}/graphql")
-            .into_client_request()
-            .unwrap();
         let protocol = if legacy {
             "graphql-ws"
         } else {
             "graphql-transport-ws"
         };
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-        let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"]
-                .to_str()
-                .unwrap(),
-            protocol
-        );
-        send(
-            &mut socket,
-            json!({"type": "connection_init", "payload": {}}),
-        )
-        .await;
-        let ack = recv(&mut socket).await;
-        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let mut raw = RawSocket::initialised(addr, protocol).await;
         let kind = if legacy { "start" } else { "subscribe" };
-        send(
-            &mut socket,
+        raw.send(
             json!({"id": "1", "type": kind, "payload": {"query": query, "variables": variables}}),
         )
         .await;
-        Subscription { socket, legacy }
+        Subscription { raw, legacy }
     }
 
     /// The next result's `data` (errors fail the test).
     pub async fn next(&mut self) -> Value {
         let data_type = if self.legacy { "data" } else { "next" };
         loop {
-            let message = recv(&mut self.socket).await;
+            let message = self.raw.recv().await;
             match message["type"].as_str() {
                 Some(t) if t == data_type => {
                     assert!(
@@ -236,7 +216,7 @@ impl Subscription {
                     );
                     return message["payload"]["data"].clone();
                 }
-                Some("ping") => send(&mut self.socket, json!({"type": "pong"})).await,
+                Some("ping") => self.raw.send(json!({"type": "pong"})).await,
                 Some("ka" | "pong") => {}
                 _ => panic!("unexpected message: {message}"),
             }
@@ -245,29 +225,7 @@ impl Subscription {
 
     /// The next error message of the subscription.
     pub async fn next_error(&mut self) -> Value {
-        recv(&mut self.socket).await
-    }
-}
-
-async fn send(socket: &mut Socket, value: Value) {
-    socket
-        .send(Message::Text(value.to_string().into()))
-        .await
-        .unwrap();
-}
-
-async fn recv(socket: &mut Socket) -> Value {
-    loop {
-        let message = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .expect("no WebSocket message in time")
-            .expect("the WebSocket closed")
-            .unwrap();
-        match message {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => panic!("unexpected WebSocket message: {other:?}"),
-        }
+        self.raw.recv().await
     }
 }
 
@@ -285,7 +243,13 @@ impl RawSocket {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
-        let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"]
+                .to_str()
+                .unwrap(),
+            protocol
+        );
         RawSocket { socket }
     }
 
@@ -299,7 +263,7 @@ impl RawSocket {
     }
 
     pub async fn send(&mut self, value: Value) {
-        send(&mut self.socket, value).await;
+        self.send_text(&value.to_string()).await;
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -309,9 +273,20 @@ impl RawSocket {
             .unwrap();
     }
 
-    /// The next text message as JSON.
+    /// The next text message as JSON (WebSocket pings and pongs skipped).
     pub async fn recv(&mut self) -> Value {
-        recv(&mut self.socket).await
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("no WebSocket message in time")
+                .expect("the WebSocket closed")
+                .unwrap();
+            match message {
+                Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => {}
+                other => panic!("unexpected WebSocket message: {other:?}"),
+            }
+        }
     }
 
     /// Closes the connection with code 1000; the server's answering close frame, if any.
