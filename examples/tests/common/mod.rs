@@ -273,14 +273,24 @@ impl RawSocket {
             .unwrap();
     }
 
+    /// The next frame that is not a WebSocket ping or pong; `None` when the socket ended.
+    async fn next_frame(&mut self) -> Option<Message> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("no WebSocket message in time");
+            match frame {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(message)) => return Some(message),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     /// The next text message as JSON (WebSocket pings and pongs skipped).
     pub async fn recv(&mut self) -> Value {
         loop {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("no WebSocket message in time")
-                .expect("the WebSocket closed")
-                .unwrap();
+            let message = self.next_frame().await.expect("the WebSocket closed");
             match message {
                 Message::Text(text) => return serde_json::from_str(&text).unwrap(),
                 Message::Ping(_) | Message::Pong(_) => {}
@@ -301,33 +311,21 @@ impl RawSocket {
             .await
             .unwrap();
         loop {
-            match tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("no close in time")
-            {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code.into()),
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return None,
+            match self.next_frame().await {
+                Some(Message::Close(frame)) => return frame.map(|f| f.code.into()),
+                Some(_) => {}
+                None => return None,
             }
         }
     }
 
     /// The close frame's code and reason, after which the server ends the connection.
     pub async fn closed(&mut self) -> (u16, String) {
-        loop {
-            let message = tokio::time::timeout(PATIENCE, self.socket.next())
-                .await
-                .expect("no close in time")
-                .expect("the WebSocket ended without a close frame")
-                .unwrap();
-            match message {
-                Message::Close(Some(frame)) => {
-                    return (frame.code.into(), frame.reason.to_string());
-                }
-                Message::Close(None) => panic!("a close frame without a code"),
-                Message::Ping(_) | Message::Pong(_) => {}
-                other => panic!("expected a close frame, got {other:?}"),
-            }
+        match self.next_frame().await {
+            Some(Message::Close(Some(frame))) => (frame.code.into(), frame.reason.to_string()),
+            Some(Message::Close(None)) => panic!("a close frame without a code"),
+            Some(other) => panic!("expected a close frame, got {other:?}"),
+            None => panic!("the WebSocket ended without a close frame"),
         }
     }
 }
