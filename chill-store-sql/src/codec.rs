@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::db::{Arg, Row};
+use crate::db::{Arg, Columns, FromColumns};
 
 /// The columns of the jobs table, in the order of [`job_args`] and [`job_from_row`].
 pub(crate) const JOB_COLUMNS: &[&str] = &[
@@ -268,14 +268,14 @@ pub(crate) fn job_config_args(job: &Job, limits: &Limits) -> Result<Vec<Arg>, St
 }
 
 /// Reads the columns of one row in order, naming the column in errors.
-pub(crate) struct Reader<'r> {
-    row: &'r Row,
+pub(crate) struct Reader<'r, R: ?Sized> {
+    row: &'r R,
     columns: &'static [&'static str],
     next: usize,
 }
 
-impl<'r> Reader<'r> {
-    pub(crate) fn new(row: &'r Row, columns: &'static [&'static str]) -> Reader<'r> {
+impl<'r, R: Columns + ?Sized> Reader<'r, R> {
+    pub(crate) fn new(row: &'r R, columns: &'static [&'static str]) -> Reader<'r, R> {
         Reader {
             row,
             columns,
@@ -295,8 +295,8 @@ impl<'r> Reader<'r> {
     }
 
     fn i64(&mut self) -> Result<i64, StoreError> {
-        let (i, c) = self.step();
-        self.row.i64(i).map_err(|e| corrupt(c, e))
+        let c = self.columns.get(self.next).copied().unwrap_or("?");
+        self.opt_i64()?.ok_or_else(|| corrupt(c, "NULL"))
     }
 
     fn u64(&mut self) -> Result<u64, StoreError> {
@@ -347,11 +347,7 @@ impl<'r> Reader<'r> {
 
     fn opt_string(&mut self) -> Result<Option<String>, StoreError> {
         let (i, c) = self.step();
-        self.row
-            .opt_bytes(i)
-            .map_err(|e| corrupt(c, e))?
-            .map(|b| String::from_utf8(b).map_err(|e| corrupt(c, e)))
-            .transpose()
+        self.row.opt_string(i).map_err(|e| corrupt(c, e))
     }
 
     fn string(&mut self) -> Result<String, StoreError> {
@@ -410,8 +406,20 @@ impl<'r> Reader<'r> {
     }
 }
 
+impl FromColumns for Job {
+    fn from_columns(row: &impl Columns) -> Result<Job, StoreError> {
+        job_from_row(row)
+    }
+}
+
+impl FromColumns for Execution {
+    fn from_columns(row: &impl Columns) -> Result<Execution, StoreError> {
+        execution_from_row(row)
+    }
+}
+
 /// A job from a row of [`JOB_COLUMNS`].
-pub(crate) fn job_from_row(row: &Row) -> Result<Job, StoreError> {
+pub(crate) fn job_from_row(row: &impl Columns) -> Result<Job, StoreError> {
     let mut r = Reader::new(row, JOB_COLUMNS);
     let id = JobId::from_uuid(r.uuid()?);
     let name = r.string()?;
@@ -545,7 +553,7 @@ pub(crate) fn execution_args(e: &Execution, limits: &Limits) -> Result<Vec<Arg>,
 }
 
 /// An execution from a row of [`EXECUTION_COLUMNS`].
-pub(crate) fn execution_from_row(row: &Row) -> Result<Execution, StoreError> {
+pub(crate) fn execution_from_row(row: &impl Columns) -> Result<Execution, StoreError> {
     let mut r = Reader::new(row, EXECUTION_COLUMNS);
     Ok(Execution {
         id: ExecutionId::from_uuid(r.uuid()?),
@@ -628,11 +636,11 @@ impl Stats {
 }
 
 /// Statistics from a row of [`STATS_COLUMNS`].
-pub(crate) fn stats_from_row(row: &Row) -> Result<Stats, StoreError> {
+pub(crate) fn stats_from_row(row: &impl Columns) -> Result<Stats, StoreError> {
     read_stats(&mut Reader::new(row, STATS_COLUMNS))
 }
 
-fn read_stats(r: &mut Reader<'_>) -> Result<Stats, StoreError> {
+fn read_stats<R: Columns + ?Sized>(r: &mut Reader<'_, R>) -> Result<Stats, StoreError> {
     Ok(Stats {
         last_run_at: r.opt_time()?,
         last_run_status: r.opt_parsed()?,

@@ -60,6 +60,7 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
             writes: crate::batch::Writes::new(pool.clone()),
             writer: pool.clone(),
             reader: pool,
+            direct: None,
         };
         return Ok((pools, options.max_value_bytes));
     }
@@ -72,10 +73,17 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     let reader = sqlite_pool(&connect, options.max_connections, options)
         .await
         .map_err(fail)?;
+    let direct = crate::direct::DirectReads::new(
+        connect.get_filename().to_path_buf(),
+        options.max_connections,
+        options.busy_timeout,
+        options.acquire_timeout,
+    );
     let pools = Pools::Sqlite {
         writes: crate::batch::Writes::new(writer.clone()),
         writer,
         reader,
+        direct: Some(std::sync::Arc::new(direct)),
     };
     Ok((pools, options.max_value_bytes))
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::Backend;
+use crate::error::Fail;
 use crate::script::Sql;
 
 /// A bound value. Nulls carry their type, which PostgreSQL needs.
@@ -60,6 +61,8 @@ pub(crate) enum Pools {
         reader: sqlx::SqlitePool,
         /// The claims and finishes queued for the writer.
         writes: Arc<crate::batch::Writes>,
+        /// Listings read without sqlx: on a file, not on an in-memory database.
+        direct: Option<Arc<crate::direct::DirectReads>>,
     },
     #[cfg(feature = "postgres")]
     Postgres(sqlx::PgPool),
@@ -144,17 +147,17 @@ impl Pools {
         })
     }
 
-    /// Run one reading statement outside a transaction and decode each row as it arrives, so
-    /// that decoding overlaps with the database producing the next rows (SQLite produces them
-    /// on its connection's own thread). The rows of a large result are then freed on a
-    /// blocking thread: a page of jobs is tens of thousands of small frees the caller need
-    /// not wait for.
-    pub(crate) async fn fetch_decoded<T, E: From<sqlx::Error>>(
+    /// Run one reading statement outside a transaction and decode every row.
+    ///
+    /// On a SQLite file the rows are read without sqlx (see `direct`). Elsewhere each row is
+    /// decoded as it arrives, so that decoding overlaps with the database producing the next
+    /// rows, and the rows of a large result are then freed on a blocking thread: a page of
+    /// jobs is tens of thousands of small frees the caller need not wait for.
+    pub(crate) async fn fetch_decoded<T: FromColumns>(
         &self,
         sql: &str,
         args: Vec<Arg>,
-        mut decode: impl FnMut(&Row) -> std::result::Result<T, E>,
-    ) -> std::result::Result<Vec<T>, E> {
+    ) -> std::result::Result<Vec<T>, Fail> {
         use futures_util::TryStreamExt;
         let mut decoded = Vec::new();
         let mut rows = Vec::new();
@@ -163,12 +166,17 @@ impl Pools {
                 let mut stream = bound!($db, sql, args).fetch($pool);
                 while let Some(row) = stream.try_next().await? {
                     let row = $wrap(row);
-                    decoded.push(decode(&row)?);
+                    decoded.push(T::from_columns(&row)?);
                     rows.push(row);
                 }
             }};
         }
         match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite {
+                direct: Some(direct),
+                ..
+            } => return direct.fetch_decoded(sql, args).await,
             #[cfg(feature = "sqlite")]
             Pools::Sqlite { reader, .. } => each_row!(sqlx::Sqlite, reader, Row::Sqlite),
             #[cfg(feature = "postgres")]
@@ -252,7 +260,15 @@ impl Pools {
     pub(crate) async fn close(&self) {
         match self {
             #[cfg(feature = "sqlite")]
-            Pools::Sqlite { writer, reader, .. } => {
+            Pools::Sqlite {
+                writer,
+                reader,
+                direct,
+                ..
+            } => {
+                if let Some(direct) = direct {
+                    direct.close();
+                }
                 reader.close().await;
                 writer.close().await;
             }
@@ -417,6 +433,52 @@ impl Row {
     pub(crate) fn opt_uuid(&self, idx: usize) -> Result<Option<Uuid>> {
         get!(self, Option<Uuid>, idx)
     }
+}
+
+/// The values of one result row, read by column index, as the codec reads them. Errors are
+/// messages; the codec names the column.
+pub(crate) trait Columns {
+    /// An integer, or NULL.
+    fn opt_i64(&self, idx: usize) -> std::result::Result<Option<i64>, String>;
+    /// A boolean.
+    fn bool(&self, idx: usize) -> std::result::Result<bool, String>;
+    /// Free text kept as UTF-8 bytes, or NULL.
+    fn opt_string(&self, idx: usize) -> std::result::Result<Option<String>, String>;
+    /// A text column (JSON, enumerations), or NULL.
+    fn opt_text(&self, idx: usize) -> std::result::Result<Option<String>, String>;
+    /// A 16-byte id, or NULL.
+    fn opt_uuid(&self, idx: usize) -> std::result::Result<Option<Uuid>, String>;
+}
+
+impl Columns for Row {
+    fn opt_i64(&self, idx: usize) -> std::result::Result<Option<i64>, String> {
+        Row::opt_i64(self, idx).map_err(|e| e.to_string())
+    }
+
+    fn bool(&self, idx: usize) -> std::result::Result<bool, String> {
+        Row::bool(self, idx).map_err(|e| e.to_string())
+    }
+
+    fn opt_string(&self, idx: usize) -> std::result::Result<Option<String>, String> {
+        Row::opt_bytes(self, idx)
+            .map_err(|e| e.to_string())?
+            .map(|b| String::from_utf8(b).map_err(|e| e.to_string()))
+            .transpose()
+    }
+
+    fn opt_text(&self, idx: usize) -> std::result::Result<Option<String>, String> {
+        Row::opt_text(self, idx).map_err(|e| e.to_string())
+    }
+
+    fn opt_uuid(&self, idx: usize) -> std::result::Result<Option<Uuid>, String> {
+        Row::opt_uuid(self, idx).map_err(|e| e.to_string())
+    }
+}
+
+/// A model read from a whole row ([`Pools::fetch_decoded`]).
+pub(crate) trait FromColumns: Sized + Send + 'static {
+    /// Decode one row.
+    fn from_columns(row: &impl Columns) -> std::result::Result<Self, chill_core::StoreError>;
 }
 
 impl Backend {

@@ -136,6 +136,10 @@ fn code(e: &sqlx::Error) -> Code {
         use sqlx::error::DatabaseError;
         return Code::Sqlite(lite.code().and_then(|c| c.parse().ok()).unwrap_or(0));
     }
+    #[cfg(feature = "sqlite")]
+    if let Some(direct) = db.try_downcast_ref::<crate::direct::DirectError>() {
+        return Code::Sqlite(direct.extended_code().map_or(0, i64::from));
+    }
     let _ = db;
     Code::Unknown
 }

@@ -41,6 +41,12 @@
 //! - Deadlocks, serialization failures and a busy SQLite file roll the transaction back; the
 //!   store runs it again ([`SqlOptions::retries`]) before it reports `Unavailable`.
 //!
+//! On a SQLite file, the listings (`list_jobs`, `list_executions` and the other reads of many
+//! rows) are read with [rusqlite](https://docs.rs/rusqlite) on connections of their own, over
+//! the same bundled SQLite as sqlx's: each value is decoded where SQLite keeps it, without the
+//! copy of every value sqlx's driver makes. A page of 1,000 jobs reads several times faster
+//! that way. Every other statement, and every read of an in-memory database, runs on sqlx.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use chill_core::{Job, JobSpec, Store};
@@ -72,6 +78,8 @@ mod batch;
 mod codec;
 mod connect;
 mod db;
+#[cfg(feature = "sqlite")]
+mod direct;
 mod error;
 mod migrate;
 mod options;

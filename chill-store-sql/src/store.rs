@@ -124,16 +124,12 @@ impl SqlStore {
 
     /// Jobs read by one statement.
     async fn read_jobs(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Job>> {
-        self.pools
-            .fetch_decoded(sql, args, |row| Ok(job_from_row(row)?))
-            .await
+        self.pools.fetch_decoded(sql, args).await
     }
 
     /// Executions read by one statement.
     async fn read_executions(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<Execution>> {
-        self.pools
-            .fetch_decoded(sql, args, |row| Ok(execution_from_row(row)?))
-            .await
+        self.pools.fetch_decoded(sql, args).await
     }
 
     fn limits(&self) -> &Limits {
