@@ -355,9 +355,18 @@ impl<'r, R: Columns + ?Sized> Reader<'r, R> {
         self.opt_string()?.ok_or_else(|| corrupt(c, "NULL"))
     }
 
-    fn opt_text(&mut self) -> Result<Option<String>, StoreError> {
+    /// A text column, handed to `read` (borrowed where the driver allows); `read`'s error is the
+    /// column's.
+    fn opt_text_read<T, E: std::fmt::Display>(
+        &mut self,
+        read: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
         let (i, c) = self.step();
-        self.row.opt_text(i).map_err(|e| corrupt(c, e))
+        self.row
+            .with_opt_text(i, read)
+            .map_err(|e| corrupt(c, e))?
+            .map(|r| r.map_err(|e| corrupt(c, e)))
+            .transpose()
     }
 
     fn parsed<T: std::str::FromStr>(&mut self) -> Result<T, StoreError>
@@ -365,25 +374,18 @@ impl<'r, R: Columns + ?Sized> Reader<'r, R> {
         T::Err: std::fmt::Display,
     {
         let c = self.columns.get(self.next).copied().unwrap_or("?");
-        let text = self.opt_text()?.ok_or_else(|| corrupt(c, "NULL"))?;
-        text.parse().map_err(|e| corrupt(c, e))
+        self.opt_parsed()?.ok_or_else(|| corrupt(c, "NULL"))
     }
 
     fn opt_parsed<T: std::str::FromStr>(&mut self) -> Result<Option<T>, StoreError>
     where
         T::Err: std::fmt::Display,
     {
-        let c = self.columns.get(self.next).copied().unwrap_or("?");
-        self.opt_text()?
-            .map(|t| t.parse().map_err(|e| corrupt(c, e)))
-            .transpose()
+        self.opt_text_read(str::parse)
     }
 
     fn opt_json<T: DeserializeOwned>(&mut self) -> Result<Option<T>, StoreError> {
-        let c = self.columns.get(self.next).copied().unwrap_or("?");
-        self.opt_text()?
-            .map(|t| serde_json::from_str(&t).map_err(|e| corrupt(c, e)))
-            .transpose()
+        self.opt_text_read(|t| serde_json::from_str(t))
     }
 
     fn json<T: DeserializeOwned>(&mut self) -> Result<T, StoreError> {

@@ -444,8 +444,12 @@ pub(crate) trait Columns {
     fn bool(&self, idx: usize) -> std::result::Result<bool, String>;
     /// Free text kept as UTF-8 bytes, or NULL.
     fn opt_string(&self, idx: usize) -> std::result::Result<Option<String>, String>;
-    /// A text column (JSON, enumerations), or NULL.
-    fn opt_text(&self, idx: usize) -> std::result::Result<Option<String>, String>;
+    /// A text column (JSON, enumerations), or NULL, handed to `read`.
+    fn with_opt_text<T>(
+        &self,
+        idx: usize,
+        read: impl FnOnce(&str) -> T,
+    ) -> std::result::Result<Option<T>, String>;
     /// A 16-byte id, or NULL.
     fn opt_uuid(&self, idx: usize) -> std::result::Result<Option<Uuid>, String>;
 }
@@ -466,8 +470,14 @@ impl Columns for Row {
             .transpose()
     }
 
-    fn opt_text(&self, idx: usize) -> std::result::Result<Option<String>, String> {
-        Row::opt_text(self, idx).map_err(|e| e.to_string())
+    fn with_opt_text<T>(
+        &self,
+        idx: usize,
+        read: impl FnOnce(&str) -> T,
+    ) -> std::result::Result<Option<T>, String> {
+        Ok(Row::opt_text(self, idx)
+            .map_err(|e| e.to_string())?
+            .map(|t| read(&t)))
     }
 
     fn opt_uuid(&self, idx: usize) -> std::result::Result<Option<Uuid>, String> {

@@ -160,17 +160,21 @@ impl Columns for rusqlite::Row<'_> {
     }
 
     fn opt_string(&self, idx: usize) -> Result<Option<String>, String> {
+        self.with_opt_text(idx, str::to_owned)
+    }
+
+    fn with_opt_text<T>(
+        &self,
+        idx: usize,
+        read: impl FnOnce(&str) -> T,
+    ) -> Result<Option<T>, String> {
         match value_ref(self, idx)? {
             ValueRef::Null => Ok(None),
             ValueRef::Blob(b) | ValueRef::Text(b) => std::str::from_utf8(b)
-                .map(|s| Some(s.to_owned()))
+                .map(|s| Some(read(s)))
                 .map_err(|e| e.to_string()),
             other => Err(mismatch("text", other)),
         }
-    }
-
-    fn opt_text(&self, idx: usize) -> Result<Option<String>, String> {
-        self.opt_string(idx)
     }
 
     fn opt_uuid(&self, idx: usize) -> Result<Option<Uuid>, String> {
