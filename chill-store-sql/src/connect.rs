@@ -73,19 +73,32 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     let reader = sqlite_pool(&connect, options.max_connections, options)
         .await
         .map_err(fail)?;
-    let direct = crate::direct::DirectReads::new(
-        connect.get_filename().to_path_buf(),
-        options.max_connections,
-        options.busy_timeout,
-        options.acquire_timeout,
-    );
+    let direct = direct_reads_fit(url).then(|| {
+        std::sync::Arc::new(crate::direct::DirectReads::new(
+            connect.get_filename().to_path_buf(),
+            options.max_connections,
+            options.busy_timeout,
+            options.acquire_timeout,
+        ))
+    });
     let pools = Pools::Sqlite {
         writes: crate::batch::Writes::new(writer.clone()),
         writer,
         reader,
-        direct: Some(std::sync::Arc::new(direct)),
+        direct,
     };
     Ok((pools, options.max_value_bytes))
+}
+
+/// Whether the listings of the SQLite file of `url` may be read with rusqlite (`direct`): not
+/// when the URL names a VFS or declares the file immutable, which those connections would not
+/// open the same way as sqlx's. Such a store reads everything through sqlx.
+#[cfg(feature = "sqlite")]
+fn direct_reads_fit(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    !query
+        .split('&')
+        .any(|pair| matches!(pair.split('=').next(), Some("vfs" | "immutable")))
 }
 
 /// A pool of up to `max_connections` connections to a SQLite file, opened again while the
@@ -205,4 +218,17 @@ async fn mysql(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlErr
         .unwrap_or(usize::MAX)
         .min(options.max_value_bytes);
     Ok((Pools::MySql(pool), max))
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::direct_reads_fit;
+
+    #[test]
+    fn direct_reads_only_where_they_open_the_file_as_sqlx_does() {
+        assert!(direct_reads_fit("sqlite:chill.db"));
+        assert!(direct_reads_fit("sqlite:/tmp/a.db?mode=rwc&cache=shared"));
+        assert!(!direct_reads_fit("sqlite:/tmp/a.db?vfs=unix-dotfile"));
+        assert!(!direct_reads_fit("sqlite:/tmp/a.db?mode=ro&immutable=1"));
+    }
 }
