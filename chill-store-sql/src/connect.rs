@@ -90,15 +90,22 @@ async fn sqlite(url: &str, options: &SqlOptions) -> Result<(Pools, usize), SqlEr
     Ok((pools, options.max_value_bytes))
 }
 
-/// Whether the listings of the SQLite file of `url` may be read with rusqlite (`direct`): not
-/// when the URL names a VFS or declares the file immutable, which those connections would not
-/// open the same way as sqlx's. Such a store reads everything through sqlx.
+/// Whether the listings of the SQLite file of `url` may be read with rusqlite (`direct`), whose
+/// connections are opened with sqlx's flags for a file read and written: only when the URL asks
+/// for nothing else. A query parameter other than `mode=rwc` / `mode=rw` and `cache` (read-only,
+/// immutable, another VFS, or anything spelled unusually) keeps every read on sqlx.
 #[cfg(feature = "sqlite")]
 fn direct_reads_fit(url: &str) -> bool {
     let query = url.split_once('?').map_or("", |(_, query)| query);
-    !query
+    query
         .split('&')
-        .any(|pair| matches!(pair.split('=').next(), Some("vfs" | "immutable")))
+        .filter(|pair| !pair.is_empty())
+        .all(|pair| {
+            matches!(
+                pair.split_once('='),
+                Some(("mode", "rwc" | "rw") | ("cache", "private" | "shared"))
+            )
+        })
 }
 
 /// A pool of up to `max_connections` connections to a SQLite file, opened again while the
@@ -227,8 +234,12 @@ mod tests {
     #[test]
     fn direct_reads_only_where_they_open_the_file_as_sqlx_does() {
         assert!(direct_reads_fit("sqlite:chill.db"));
+        assert!(direct_reads_fit("sqlite:file:/tmp/a.db"));
         assert!(direct_reads_fit("sqlite:/tmp/a.db?mode=rwc&cache=shared"));
+        assert!(direct_reads_fit("sqlite:/tmp/a.db?mode=rw"));
         assert!(!direct_reads_fit("sqlite:/tmp/a.db?vfs=unix-dotfile"));
-        assert!(!direct_reads_fit("sqlite:/tmp/a.db?mode=ro&immutable=1"));
+        assert!(!direct_reads_fit("sqlite:/tmp/a.db?%76fs=unix-dotfile"));
+        assert!(!direct_reads_fit("sqlite:/tmp/a.db?mode=ro"));
+        assert!(!direct_reads_fit("sqlite:/tmp/a.db?mode=rwc&immutable=1"));
     }
 }

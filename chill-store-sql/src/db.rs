@@ -267,7 +267,7 @@ impl Pools {
                 ..
             } => {
                 if let Some(direct) = direct {
-                    direct.close();
+                    direct.close().await;
                 }
                 reader.close().await;
                 writer.close().await;

@@ -9,13 +9,15 @@
 //!
 //! Only the reads of many rows ([`crate::db::Pools::fetch_decoded`]) come here; everything else,
 //! and every read of an in-memory database (which lives in sqlx's one connection), stays on
-//! sqlx. The connections are opened on the same file with the same busy timeout, read-write
-//! (as sqlx's readers, so that a reader may run WAL recovery) but with `query_only`, and kept
-//! for the store's life.
+//! sqlx, as does a file whose URL asks for more than sqlx's defaults (`connect.rs`,
+//! `direct_reads_fit`). The connections are opened on the same file with sqlx's flags for it
+//! (read-write, no mutex, URI filenames), the same busy timeout and `query_only`; at most as
+//! many as the reader pool are open, and each is replaced after [`MAX_LIFETIME`], as sqlx's
+//! readers are, so that a file replaced on disk is eventually read again.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -28,16 +30,22 @@ use crate::error::Fail;
 /// Statements each connection keeps prepared: a listing's text depends on its filters.
 const PREPARED_STATEMENTS: usize = 32;
 
+/// How long a connection is used before it is closed and a new one opened (sqlx's default
+/// `max_lifetime`).
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 /// Reader connections to one SQLite file.
 #[derive(Debug)]
 pub(crate) struct DirectReads {
     path: PathBuf,
     busy_timeout: Duration,
     acquire_timeout: Duration,
-    /// Connections not in use.
-    idle: Mutex<Vec<Connection>>,
-    /// One permit per connection that may be open: as many as sqlx's reader pool.
-    permits: Semaphore,
+    /// Connections not in use, with when each was opened.
+    idle: Mutex<Vec<(Connection, Instant)>>,
+    /// As many permits as connections may be open (the reader pool's size). A read holds one
+    /// until its blocking work is done, also when its caller stopped waiting for it.
+    permits: Arc<Semaphore>,
+    max_connections: u32,
 }
 
 impl DirectReads {
@@ -48,38 +56,53 @@ impl DirectReads {
         busy_timeout: Duration,
         acquire_timeout: Duration,
     ) -> DirectReads {
-        let permits = usize::try_from(max_connections.max(1)).unwrap_or(1);
+        let max_connections = max_connections.max(1);
         DirectReads {
             path,
             busy_timeout,
             acquire_timeout,
             idle: Mutex::new(Vec::new()),
-            permits: Semaphore::new(permits),
+            permits: Arc::new(Semaphore::new(
+                usize::try_from(max_connections).unwrap_or(1),
+            )),
+            max_connections,
         }
     }
 
-    /// Run one reading statement and decode every row, on a blocking thread.
+    /// Run one reading statement and decode every row, on a blocking thread. A panic there
+    /// is resumed in the caller, as it would be on sqlx's path.
     pub(crate) async fn fetch_decoded<T: FromColumns>(
         self: &Arc<Self>,
         sql: &str,
         args: Vec<Arg>,
     ) -> Result<Vec<T>, Fail> {
-        let permit = match tokio::time::timeout(self.acquire_timeout, self.permits.acquire()).await
-        {
+        let acquire = Arc::clone(&self.permits).acquire_owned();
+        let permit = match tokio::time::timeout(self.acquire_timeout, acquire).await {
             Ok(Ok(permit)) => permit,
             Ok(Err(_closed)) => return Err(sqlx::Error::PoolClosed.into()),
             Err(_elapsed) => return Err(sqlx::Error::PoolTimedOut.into()),
         };
         let reads = Arc::clone(self);
         let sql = sql.to_string();
-        let done = tokio::task::spawn_blocking(move || reads.run(&sql, &args)).await;
-        drop(permit);
-        done.map_err(|_panicked| Fail::from(sqlx::Error::WorkerCrashed))?
+        let done = tokio::task::spawn_blocking(move || {
+            let read = reads.run(&sql, &args);
+            drop(permit);
+            read
+        })
+        .await;
+        match done {
+            Ok(read) => read,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_cancelled) => Err(sqlx::Error::WorkerCrashed.into()),
+        }
     }
 
-    /// Stop: later reads fail as a closed pool, idle connections are closed.
-    pub(crate) fn close(&self) {
+    /// Stop: wait for the reads under way, then close every connection; later reads fail as
+    /// on a closed pool.
+    pub(crate) async fn close(&self) {
+        let all = self.permits.acquire_many(self.max_connections).await;
         self.permits.close();
+        drop(all);
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -93,16 +116,14 @@ impl DirectReads {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open().map_err(database_error)?,
+        let (conn, opened) = match idle {
+            Some(idle) => idle,
+            None => (self.open().map_err(database_error)?, Instant::now()),
         };
         let read = read_all(&conn, sql, args);
-        if !self.permits.is_closed() {
-            self.idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(conn);
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.permits.is_closed() && opened.elapsed() < MAX_LIFETIME {
+            idle.push((conn, opened));
         }
         read
     }
@@ -110,7 +131,9 @@ impl DirectReads {
     fn open(&self) -> rusqlite::Result<Connection> {
         let conn = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(self.busy_timeout)?;
         conn.pragma_update(None, "query_only", true)?;
@@ -198,10 +221,7 @@ fn mismatch(expected: &str, found: ValueRef<'_>) -> String {
 /// the extended result code is kept, so that a busy file is retried and a missing file is
 /// `Unavailable`, as on sqlx's connections.
 fn database_error(e: rusqlite::Error) -> Fail {
-    let code = match &e {
-        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
-        _ => None,
-    };
+    let code = e.sqlite_error().map(|failure| failure.extended_code);
     Fail::from(sqlx::Error::Database(Box::new(DirectError {
         code,
         message: e.to_string(),
@@ -283,6 +303,13 @@ mod tests {
         path
     }
 
+    /// A new SQLite file in the temporary directory, set up by `sql`.
+    fn file_with(name: &str, sql: &str) -> PathBuf {
+        let path = temp_file(name);
+        Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+        path
+    }
+
     fn reads(path: PathBuf) -> Arc<DirectReads> {
         Arc::new(DirectReads::new(
             path,
@@ -303,12 +330,10 @@ mod tests {
 
     #[tokio::test]
     async fn rows_are_read_with_bound_arguments_until_closed() {
-        let path = temp_file("rows");
+        let path = file_with("rows", "CREATE TABLE t (n INTEGER, s BLOB, id BLOB)");
         let id = Uuid::new_v4();
         {
             let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE t (n INTEGER, s BLOB, id BLOB)")
-                .unwrap();
             conn.execute(
                 "INSERT INTO t VALUES (1, ?1, ?2), (2, NULL, NULL), (3, x'FF', NULL)",
                 rusqlite::params![b"nul \0 and \xc3\xbc".as_slice(), id.as_bytes().as_slice()],
@@ -352,9 +377,54 @@ mod tests {
                 .len(),
             2
         );
-        reads.close();
+        reads.close().await;
+        assert!(reads.idle.lock().unwrap().is_empty());
         let closed = failure(&reads, sql, args()).await;
         assert!(matches!(closed, StoreError::Unavailable(_)), "{closed:?}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_caller_stopped_waiting_keeps_its_connection_until_done() {
+        let path = file_with("cancelled", "CREATE TABLE t (n INTEGER)");
+        let reads = Arc::new(DirectReads::new(
+            path.clone(),
+            1,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+        ));
+        // A statement that runs for a while: counting a few million rows.
+        let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                    WHERE x < 20000000) SELECT count(*), NULL, NULL FROM c";
+        let started = reads.fetch_decoded::<Item>(slow, vec![]);
+        // Polled once (the read starts on its blocking thread), then dropped.
+        assert!(futures_util::FutureExt::now_or_never(started).is_none());
+        // The permit went with the blocking work, not with the dropped caller: the one
+        // connection allowed is still taken, and the next read waits for it.
+        assert_eq!(reads.permits.available_permits(), 0);
+        let next: Vec<Item> = reads
+            .fetch_decoded("SELECT 7, NULL, NULL", vec![])
+            .await
+            .unwrap();
+        assert_eq!(next, [Item(Some(7), None, None)]);
+        // One connection was opened in all, and it is idle again.
+        assert_eq!(reads.idle.lock().unwrap().len(), 1);
+        reads.close().await;
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[tokio::test]
+    async fn a_uri_filename_is_opened_as_sqlx_opens_it() {
+        let path = file_with(
+            "uri",
+            "CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (5)",
+        );
+        let reads = reads(PathBuf::from(format!("file:{}", path.display())));
+        let items: Vec<Item> = reads
+            .fetch_decoded("SELECT n, NULL, NULL FROM t", vec![])
+            .await
+            .unwrap();
+        assert_eq!(items, [Item(Some(5), None, None)]);
         let _ = std::fs::remove_file(&path);
     }
 
