@@ -61,7 +61,8 @@ pub(crate) enum Pools {
         reader: sqlx::SqlitePool,
         /// The claims and finishes queued for the writer.
         writes: Arc<crate::batch::Writes>,
-        /// Listings read without sqlx: on a file, not on an in-memory database.
+        /// Listings read without sqlx: on a file whose URL asks for nothing more (`connect.rs`,
+        /// `direct_reads_fit`); never on an in-memory database.
         direct: Option<Arc<crate::direct::DirectReads>>,
     },
     #[cfg(feature = "postgres")]
