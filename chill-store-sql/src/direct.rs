@@ -85,7 +85,7 @@ impl DirectReads {
         let reads = Arc::clone(self);
         let sql = sql.to_string();
         let done = tokio::task::spawn_blocking(move || {
-            let read = reads.run(&sql, &args);
+            let read = reads.run(&sql, args);
             drop(permit);
             read
         })
@@ -110,7 +110,7 @@ impl DirectReads {
     }
 
     /// On the blocking thread: take a connection, run, put the connection back.
-    fn run<T: FromColumns>(&self, sql: &str, args: &[Arg]) -> Result<Vec<T>, Fail> {
+    fn run<T: FromColumns>(&self, sql: &str, args: Vec<Arg>) -> Result<Vec<T>, Fail> {
         let idle = self
             .idle
             .lock()
@@ -143,10 +143,10 @@ impl DirectReads {
 }
 
 /// Every row of `sql` with `args`, decoded.
-fn read_all<T: FromColumns>(conn: &Connection, sql: &str, args: &[Arg]) -> Result<Vec<T>, Fail> {
+fn read_all<T: FromColumns>(conn: &Connection, sql: &str, args: Vec<Arg>) -> Result<Vec<T>, Fail> {
     let mut statement = conn.prepare_cached(sql).map_err(database_error)?;
     let mut rows = statement
-        .query(rusqlite::params_from_iter(args.iter().map(value)))
+        .query(rusqlite::params_from_iter(args.into_iter().map(value)))
         .map_err(database_error)?;
     let mut decoded = Vec::new();
     while let Some(row) = rows.next().map_err(database_error)? {
@@ -156,12 +156,12 @@ fn read_all<T: FromColumns>(conn: &Connection, sql: &str, args: &[Arg]) -> Resul
 }
 
 /// A bound value as SQLite stores it (as sqlx's SQLite driver binds it).
-fn value(arg: &Arg) -> Value {
+fn value(arg: Arg) -> Value {
     match arg {
         Arg::Int(v) => v.map_or(Value::Null, Value::Integer),
-        Arg::Bool(v) => Value::Integer(i64::from(*v)),
-        Arg::Bytes(v) => v.clone().map_or(Value::Null, Value::Blob),
-        Arg::Text(v) => v.clone().map_or(Value::Null, Value::Text),
+        Arg::Bool(v) => Value::Integer(i64::from(v)),
+        Arg::Bytes(v) => v.map_or(Value::Null, Value::Blob),
+        Arg::Text(v) => v.map_or(Value::Null, Value::Text),
         Arg::Uuid(v) => v.map_or(Value::Null, |id| Value::Blob(id.as_bytes().to_vec())),
     }
 }
@@ -235,13 +235,6 @@ pub(crate) struct DirectError {
     /// SQLite's extended result code, when SQLite gave one.
     code: Option<i32>,
     message: String,
-}
-
-impl DirectError {
-    /// SQLite's extended result code.
-    pub(crate) fn extended_code(&self) -> Option<i32> {
-        self.code
-    }
 }
 
 impl sqlx::error::DatabaseError for DirectError {

@@ -131,14 +131,14 @@ fn code(e: &sqlx::Error) -> Code {
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return Code::Postgres(pg.code().to_string());
     }
+    // sqlx's SQLite errors and the direct reads' both give SQLite's extended result code.
     #[cfg(feature = "sqlite")]
-    if let Some(lite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
-        use sqlx::error::DatabaseError;
-        return Code::Sqlite(lite.code().and_then(|c| c.parse().ok()).unwrap_or(0));
-    }
-    #[cfg(feature = "sqlite")]
-    if let Some(direct) = db.try_downcast_ref::<crate::direct::DirectError>() {
-        return Code::Sqlite(direct.extended_code().map_or(0, i64::from));
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        || db
+            .try_downcast_ref::<crate::direct::DirectError>()
+            .is_some()
+    {
+        return Code::Sqlite(db.code().and_then(|c| c.parse().ok()).unwrap_or(0));
     }
     let _ = db;
     Code::Unknown
