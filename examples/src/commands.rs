@@ -111,7 +111,7 @@ impl AiClient for NoAi {
 
 /// An engine over a store, for commands that do not run executions.
 async fn engine(store: &str) -> Result<Chill, AppError> {
-    let store = store_url::open_store(store).await?;
+    let store = store_url::open_store(store).await?.store;
     Ok(Chill::new(
         store,
         Arc::new(SystemClock),
@@ -308,7 +308,7 @@ async fn trigger(
     as_json: bool,
 ) -> Result<ExitCode, AppError> {
     let id = parse_id(id)?;
-    let store = store_url::open_store(store).await?;
+    let store = store_url::open_store(store).await?.store;
     let connected =
         ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
     let chill = Chill::new(

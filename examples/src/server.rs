@@ -29,7 +29,8 @@ use crate::ai::{self, AiChoice};
 use crate::demo_ai::DemoAi;
 use crate::graphql::shared::SharedSubscriptions;
 use crate::graphql::{self, ChillSchema};
-use crate::{AppError, demo_jobs, metrics, store_url};
+use crate::store_url::{self, OpenedStore};
+use crate::{AppError, demo_jobs, metrics};
 
 /// The IDE page served on `GET /graphql`.
 pub const IDE_PAGE: &str = include_str!("ide.html");
@@ -72,6 +73,7 @@ pub struct Server {
     http: JoinHandle<()>,
     demo: Option<DemoAi>,
     shared: SharedSubscriptions,
+    store: OpenedStore,
 }
 
 impl std::fmt::Debug for Server {
@@ -194,7 +196,12 @@ impl Server {
         let store = store_url::open_store(&config.store_url).await?;
         tracing::info!(store = %store_url::redacted(&config.store_url), "store opened");
         let connected = ai::connect(&config.ai).await?;
-        let chill = Chill::new(store, Arc::new(SystemClock), connected.client, options);
+        let chill = Chill::new(
+            store.store.clone(),
+            Arc::new(SystemClock),
+            connected.client,
+            options,
+        );
         if connected.demo.is_some() && config.demo_jobs {
             demo_jobs::create_if_empty(&chill).await?;
         }
@@ -228,6 +235,7 @@ impl Server {
             http,
             demo: connected.demo,
             shared,
+            store,
         })
     }
 
@@ -249,7 +257,7 @@ impl Server {
 
     /// Stop gracefully: stop taking HTTP requests, then stop the engine (running executions
     /// finish within its grace period or are released for another instance), then the demo
-    /// AI endpoint.
+    /// AI endpoint, then close the store's connections.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.stop_http.send(());
@@ -258,6 +266,7 @@ impl Server {
         if let Some(demo) = self.demo {
             demo.shutdown().await;
         }
+        self.store.close().await;
         tracing::info!("stopped");
     }
 }

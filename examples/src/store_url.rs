@@ -51,18 +51,58 @@ pub fn kind_of(url: &str) -> Result<StoreKind, AppError> {
     }
 }
 
+/// A store opened from a URL, with what closes its connections.
+#[derive(Clone)]
+pub struct OpenedStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The same store when it is a SQL one: its pools are closed by [`OpenedStore::close`].
+    sql: Option<Arc<SqlStore>>,
+}
+
+impl std::fmt::Debug for OpenedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedStore")
+            .field("sql", &self.sql.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenedStore {
+    /// Close the store's connections: a SQL store's pools (a SQLite file's last connection
+    /// checkpoints its write-ahead log into the file and removes it; a server's connections
+    /// end with a goodbye, not a reset). The in-memory and DynamoDB stores hold nothing that
+    /// needs closing. Operations on the store afterwards fail.
+    pub async fn close(&self) {
+        if let Some(sql) = &self.sql {
+            sql.close().await;
+        }
+    }
+}
+
 /// Open the store a URL names (SQL stores run their migrations).
-pub async fn open_store(url: &str) -> Result<Arc<dyn Store>, AppError> {
-    let store: Arc<dyn Store> = match kind_of(url)? {
-        StoreKind::Sql => Arc::new(SqlStore::connect(url).await?),
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
+pub async fn open_store(url: &str) -> Result<OpenedStore, AppError> {
+    Ok(match kind_of(url)? {
+        StoreKind::Sql => {
+            let sql = Arc::new(SqlStore::connect(url).await?);
+            OpenedStore {
+                store: sql.clone(),
+                sql: Some(sql),
+            }
+        }
+        StoreKind::Memory => OpenedStore {
+            store: Arc::new(MemoryStore::new()),
+            sql: None,
+        },
         StoreKind::DynamoDb => {
             let store = chill_store_dynamo::DynamoStore::connect(dynamo_options(url)?).await?;
             store.ensure_table().await?;
-            Arc::new(store)
+            OpenedStore {
+                store: Arc::new(store),
+                sql: None,
+            }
         }
-    };
-    Ok(store)
+    })
 }
 
 /// The DynamoDB options of a `dynamodb://TABLE?endpoint=URL&region=R` URL (both parameters

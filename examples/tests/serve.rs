@@ -513,6 +513,11 @@ async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     }
     let before = executions(&gql, &id).await;
     server.shutdown().await;
+    // The store was closed: its last connection folded the write-ahead log into the file.
+    assert!(
+        !db.dir.join("chill.db-wal").exists(),
+        "the SQLite store was not closed on shutdown"
+    );
     assert!(
         gql.http
             .get(format!("{}/healthz", gql.base))
