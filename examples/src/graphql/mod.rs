@@ -24,6 +24,7 @@
 mod errors;
 mod inputs;
 mod mutation;
+pub mod outbox;
 mod query;
 pub mod shared;
 mod subscription;

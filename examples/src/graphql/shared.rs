@@ -12,18 +12,17 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use async_graphql::{Request, Response};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-/// Results a subscriber may fall behind by before it skips some (logged): as many as the
-/// engine's events an unshared subscription could fall behind by (`ChillOptions::event_capacity`
-/// by default). A source resolves results as fast as the engine emits events, whatever its
-/// subscribers' sockets take.
-const SHARED_RESULTS: usize = 4096;
+/// Results a stream subscriber ([`SharedSubscriptions::subscribe`]) may fall behind by before
+/// it skips some (logged): as many as the engine's events an unshared subscription could fall
+/// behind by (`ChillOptions::event_capacity` by default).
+const STREAM_BACKLOG: usize = 4096;
 
 /// One result of a subscription, encoded: the JSON of a GraphQL response.
 pub type EncodedResponse = Arc<str>;
@@ -83,11 +82,14 @@ impl SubscriptionKey {
     }
 }
 
-/// What a source sends its subscribers.
-#[derive(Debug, Clone)]
-enum Shared {
-    Result(EncodedResponse),
-    End,
+/// Where a shared subscription delivers one subscriber's results. Both calls come from the
+/// source's task, one subscriber after another, so each must return at once: a write that
+/// does not wait, a channel send that does not block.
+pub trait Subscriber: Send + Sync + 'static {
+    /// One result, encoded.
+    fn result(&self, json: &EncodedResponse);
+    /// The source ended (its stream ended, or a resolver panicked): no result follows.
+    fn end(&self);
 }
 
 /// The live shared subscriptions of one schema. Cloning is cheap; clones share the sources.
@@ -125,11 +127,78 @@ impl std::fmt::Debug for SharedSubscriptions {
 
 type Sources = HashMap<SubscriptionKey, (u64, Weak<Source>)>;
 
-/// A running source: the task that resolves and encodes, and the channel to its subscribers.
+/// The subscribers of a lane, as its task reads them: a snapshot it can deliver to without
+/// holding the lock while joins and leaves replace it.
+type Snapshot = Arc<[Arc<dyn Subscriber>]>;
+
+/// The subscribers of a source, each in one lane (see [`run_lane`]) for as long as it stays.
+struct Members {
+    list: Vec<(u64, Arc<dyn Subscriber>)>,
+    /// The subscribers of each lane, made when a lane delivers after a change.
+    snapshots: Vec<Option<Snapshot>>,
+    next: u64,
+    /// The source ended: nobody joins any more.
+    ended: bool,
+}
+
+impl Members {
+    fn new(lanes: usize) -> Members {
+        Members {
+            list: Vec::new(),
+            snapshots: vec![None; lanes],
+            next: 0,
+            ended: false,
+        }
+    }
+
+    fn lanes(&self) -> usize {
+        self.snapshots.len()
+    }
+
+    fn join(&mut self, subscriber: Arc<dyn Subscriber>) -> u64 {
+        let member = self.next;
+        self.next += 1;
+        self.list.push((member, subscriber));
+        let lane = self.lane_of(member);
+        self.snapshots[lane] = None;
+        member
+    }
+
+    fn leave(&mut self, member: u64) {
+        self.list.retain(|(m, _)| *m != member);
+        let lane = self.lane_of(member);
+        self.snapshots[lane] = None;
+    }
+
+    fn lane_of(&self, member: u64) -> usize {
+        (member % self.lanes() as u64) as usize
+    }
+
+    /// The subscribers of `lane`.
+    fn snapshot(&mut self, lane: usize) -> Snapshot {
+        if let Some(snapshot) = &self.snapshots[lane] {
+            return snapshot.clone();
+        }
+        let snapshot: Snapshot = self
+            .list
+            .iter()
+            .filter(|(m, _)| self.lane_of(*m) == lane)
+            .map(|(_, s)| s.clone())
+            .collect();
+        self.snapshots[lane] = Some(snapshot.clone());
+        snapshot
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A running source: the task that resolves, encodes and delivers, and its subscribers.
 struct Source {
     id: u64,
     key: SubscriptionKey,
-    results: broadcast::Sender<Shared>,
+    members: Arc<Mutex<Members>>,
     task: AbortHandle,
     sources: Weak<Mutex<Sources>>,
 }
@@ -145,13 +214,35 @@ impl Drop for Source {
 
 /// Removes `key`'s entry if it is still source `id`'s.
 fn forget(sources: &Mutex<Sources>, key: &SubscriptionKey, id: u64) {
-    let mut sources = sources.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut sources = lock(sources);
     if sources.get(key).is_some_and(|(current, _)| *current == id) {
         sources.remove(key);
     }
 }
 
 static NEXT_SOURCE: AtomicU64 = AtomicU64::new(0);
+
+/// A subscriber's place in a shared subscription: it gets the results until this is
+/// dropped. The source stops when the last of them is.
+pub struct Membership {
+    source: Arc<Source>,
+    member: u64,
+}
+
+impl std::fmt::Debug for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Membership")
+            .field("source", &self.source.id)
+            .field("member", &self.member)
+            .finish()
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        lock(&self.source.members).leave(self.member);
+    }
+}
 
 impl SharedSubscriptions {
     /// No shared subscription yet.
@@ -161,93 +252,186 @@ impl SharedSubscriptions {
 
     /// How many shared subscriptions are live (each with one or more subscribers).
     pub fn live(&self) -> usize {
-        self.sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        lock(&self.sources)
             .values()
             .filter(|(_, source)| source.strong_count() > 0)
             .count()
     }
 
-    /// The encoded results of the subscription `key`, from now on. `stream` is this
-    /// subscriber's own stream of it, already polled once (so the request is known to be
-    /// valid and its subscription live): it becomes the source when there is none, and is
-    /// dropped otherwise. The returned stream ends when the source's stream ends; dropping it
-    /// unsubscribes. A subscriber that joins a source may also get the results of events the
-    /// source received just before the join but had not yet resolved.
+    /// Delivers the results of the subscription `key`, from now on, to `subscriber`, until
+    /// the returned membership is dropped or the source ends ([`Subscriber::end`]). `stream`
+    /// is this subscriber's own stream of it, already polled once (so the request is known
+    /// to be valid and its subscription live): it becomes the source when there is none, and
+    /// is dropped otherwise. A subscriber that joins a source may also get the results of
+    /// events the source received just before the join but had not yet resolved.
+    pub fn join(
+        &self,
+        key: SubscriptionKey,
+        stream: BoxStream<'static, Response>,
+        subscriber: Arc<dyn Subscriber>,
+    ) -> Membership {
+        let mut sources = lock(&self.sources);
+        let existing = sources.get(&key).and_then(|(_, s)| s.upgrade());
+        if let Some(source) = &existing {
+            let mut members = lock(&source.members);
+            if !members.ended {
+                let member = members.join(subscriber);
+                return Membership {
+                    source: source.clone(),
+                    member,
+                };
+            }
+        }
+        let id = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
+        let members = Arc::new(Mutex::new(Members::new(lanes())));
+        let member = lock(&members).join(subscriber);
+        let task = tokio::spawn(run_source(
+            stream,
+            members.clone(),
+            Arc::downgrade(&self.sources),
+            key.clone(),
+            id,
+        ))
+        .abort_handle();
+        let source = Arc::new(Source {
+            id,
+            key: key.clone(),
+            members,
+            task,
+            sources: Arc::downgrade(&self.sources),
+        });
+        sources.insert(key, (id, Arc::downgrade(&source)));
+        drop(sources);
+        // An ended source's last reference forgets its key: not under the lock.
+        drop(existing);
+        Membership { source, member }
+    }
+
+    /// [`SharedSubscriptions::join`] as a stream of the encoded results, which ends when the
+    /// source ends; dropping it unsubscribes. A stream that falls more than 4,096 results
+    /// behind skips results (logged).
     pub fn subscribe(
         &self,
         key: SubscriptionKey,
         stream: BoxStream<'static, Response>,
     ) -> impl Stream<Item = EncodedResponse> + Send + 'static {
-        let mut sources = self.sources.lock().unwrap_or_else(PoisonError::into_inner);
-        let (source, receiver) = match sources.get(&key).and_then(|(_, s)| s.upgrade()) {
-            Some(source) => {
-                let receiver = source.results.subscribe();
-                (source, receiver)
-            }
-            None => {
-                let id = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed);
-                let (results, receiver) = broadcast::channel(SHARED_RESULTS);
-                let task = tokio::spawn(run_source(
-                    stream,
-                    results.clone(),
-                    Arc::downgrade(&self.sources),
-                    key.clone(),
-                    id,
-                ))
-                .abort_handle();
-                let source = Arc::new(Source {
-                    id,
-                    key: key.clone(),
-                    results,
-                    task,
-                    sources: Arc::downgrade(&self.sources),
-                });
-                sources.insert(key, (id, Arc::downgrade(&source)));
-                (source, receiver)
-            }
-        };
-        drop(sources);
-        futures_util::stream::unfold((receiver, source), |(mut receiver, source)| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(Shared::Result(json)) => return Some((json, (receiver, source))),
-                    Ok(Shared::End) | Err(RecvError::Closed) => return None,
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "a GraphQL subscriber fell behind");
-                    }
-                }
-            }
-        })
+        let (sender, receiver) = mpsc::channel(STREAM_BACKLOG);
+        let membership = self.join(
+            key,
+            stream,
+            Arc::new(StreamSubscriber(Mutex::new(Some(sender)))),
+        );
+        futures_util::stream::unfold(
+            (receiver, membership),
+            |(mut receiver, membership)| async move {
+                let json = receiver.recv().await?;
+                Some((json, (receiver, membership)))
+            },
+        )
     }
 }
 
-/// Resolves a shared subscription and sends each result, encoded once, to its subscribers.
+/// A subscriber that forwards to a channel; its end closes the channel.
+struct StreamSubscriber(Mutex<Option<mpsc::Sender<EncodedResponse>>>);
+
+impl Subscriber for StreamSubscriber {
+    fn result(&self, json: &EncodedResponse) {
+        if let Some(sender) = &*lock(&self.0)
+            && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone())
+        {
+            tracing::warn!("a GraphQL subscriber fell behind: a result was skipped");
+        }
+    }
+
+    fn end(&self) {
+        lock(&self.0).take();
+    }
+}
+
+/// How many lanes a source delivers through: two per worker of the runtime, so that every
+/// worker can take some while one of them takes more.
+fn lanes() -> usize {
+    let workers = tokio::runtime::Handle::try_current()
+        .map(|runtime| runtime.metrics().num_workers())
+        .unwrap_or(1);
+    (2 * workers).max(1)
+}
+
+/// What a source sends its lanes.
+enum ToLane {
+    Result(EncodedResponse),
+    End,
+}
+
+/// Resolves a shared subscription and encodes each result once; its lanes deliver it.
+///
+/// A result is delivered by writing it to each subscriber's socket, which on a busy machine
+/// is most of the cost of an event. So the subscribers are spread over lanes, each a task of
+/// its own that delivers, in order, every result to the subscribers of that lane: the
+/// runtime's workers take lanes from each other, and a hundred subscribers are written by all
+/// of them at once rather than by one after another. A subscriber stays in one lane, so its
+/// results keep their order.
 async fn run_source(
     mut stream: BoxStream<'static, Response>,
-    results: broadcast::Sender<Shared>,
+    members: Arc<Mutex<Members>>,
     sources: Weak<Mutex<Sources>>,
     key: SubscriptionKey,
     id: u64,
 ) {
+    let lanes: Vec<mpsc::UnboundedSender<ToLane>> = (0..lock(&members).lanes())
+        .map(|lane| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(run_lane(members.clone(), lane, receiver));
+            sender
+        })
+        .collect();
     let end = SourceEnd {
-        results: results.clone(),
+        members,
+        lanes: lanes.clone(),
         sources,
         key,
         id,
     };
     while let Some(response) = stream.next().await {
-        // No subscriber left: the source is being dropped and this task aborted.
-        let _ = results.send(Shared::Result(encode(&response)));
+        let json = encode(&response);
+        for lane in &lanes {
+            let _ = lane.send(ToLane::Result(json.clone()));
+        }
     }
     drop(end);
 }
 
+/// Delivers a source's results to the subscribers of one lane, then its end. Ends with the
+/// source.
+async fn run_lane(
+    members: Arc<Mutex<Members>>,
+    lane: usize,
+    mut results: mpsc::UnboundedReceiver<ToLane>,
+) {
+    while let Some(message) = results.recv().await {
+        let subscribers = lock(&members).snapshot(lane);
+        match message {
+            ToLane::Result(json) => {
+                for subscriber in subscribers.iter() {
+                    subscriber.result(&json);
+                }
+            }
+            ToLane::End => {
+                for subscriber in subscribers.iter() {
+                    subscriber.end();
+                }
+                return;
+            }
+        }
+    }
+}
+
 /// Ends a source however its task ends (its stream ended, it was aborted, a resolver
-/// panicked): no new subscriber may join it, and its subscribers complete.
+/// panicked): no new subscriber may join it, and its subscribers are told, after the
+/// results sent before.
 struct SourceEnd {
-    results: broadcast::Sender<Shared>,
+    members: Arc<Mutex<Members>>,
+    lanes: Vec<mpsc::UnboundedSender<ToLane>>,
     sources: Weak<Mutex<Sources>>,
     key: SubscriptionKey,
     id: u64,
@@ -258,7 +442,10 @@ impl Drop for SourceEnd {
         if let Some(sources) = self.sources.upgrade() {
             forget(&sources, &self.key, self.id);
         }
-        let _ = self.results.send(Shared::End);
+        lock(&self.members).ended = true;
+        for lane in &self.lanes {
+            let _ = lane.send(ToLane::End);
+        }
     }
 }
 
@@ -381,6 +568,37 @@ mod tests {
         assert_eq!(shared.live(), 0);
         let mut second = Box::pin(shared.subscribe(k, results(&["fresh"])));
         assert_eq!(&*second.next().await.unwrap(), r#"{"data":"fresh"}"#);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscribers_in_every_lane_get_every_result_in_order_then_the_end() {
+        let shared = SharedSubscriptions::new();
+        let k = key("subscription { a }", serde_json::json!({})).unwrap();
+        let (tx, rx) = channel();
+        let mut subscribers = vec![Box::pin(shared.subscribe(k.clone(), rx))];
+        for _ in 0..9 {
+            subscribers.push(Box::pin(shared.subscribe(k.clone(), results(&[]))));
+        }
+        assert!(
+            lanes() >= 2,
+            "a multi-thread runtime has lanes to spread over"
+        );
+        assert_eq!(shared.live(), 1);
+        for n in 0..1_000 {
+            tx.send(Response::new(async_graphql::Value::from(n)))
+                .unwrap();
+        }
+        drop(tx);
+        for subscriber in &mut subscribers {
+            for n in 0..1_000 {
+                let json = subscriber.next().await.unwrap();
+                assert_eq!(&*json, format!(r#"{{"data":{n}}}"#));
+            }
+            assert!(
+                subscriber.next().await.is_none(),
+                "the end follows the results"
+            );
+        }
     }
 
     #[tokio::test]

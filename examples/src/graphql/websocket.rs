@@ -20,17 +20,21 @@
 //! its `next` / `data` message, as a GraphQL response with `errors`, followed by `complete`.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_graphql::Response;
 use async_graphql::http::{ClientMessage, WebSocketProtocols};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
 use futures_util::future::FutureExt;
 use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
 
 use super::ChillSchema;
-use super::shared::{EncodedResponse, SharedSubscriptions, SubscriptionKey, encode};
+use super::outbox::{Offered, Outbox};
+use super::shared::{
+    EncodedResponse, Membership, SharedSubscriptions, Subscriber, SubscriptionKey, encode,
+};
 
 /// What an operation of a connection sends: a result, then its end.
 enum Outcome {
@@ -45,8 +49,88 @@ struct Operation {
     result_prefix: String,
 }
 
-/// One connection's operations, each a stream of its outcomes.
+impl Operation {
+    fn new(id: String, protocol: WebSocketProtocols) -> Operation {
+        let kind = match protocol {
+            WebSocketProtocols::GraphQLWS => "next",
+            WebSocketProtocols::SubscriptionsTransportWS => "data",
+        };
+        Operation {
+            result_prefix: format!(r#"{{"type":"{kind}","id":{},"payload":"#, json_string(&id)),
+            id,
+        }
+    }
+
+    /// The message that carries `json`, a result of this operation.
+    fn result(&self, json: &str) -> Message {
+        let prefix = &self.result_prefix;
+        let mut frame = String::with_capacity(prefix.len() + json.len() + 1);
+        frame.push_str(prefix);
+        frame.push_str(json);
+        frame.push('}');
+        Message::Text(frame.into())
+    }
+}
+
+/// One connection's operations that are not shared, each a stream of its outcomes.
 type Operations = SelectAll<BoxStream<'static, (Arc<Operation>, Outcome)>>;
+
+/// An operation served by a shared subscription: the source's task writes its results to the
+/// connection's socket itself.
+struct SharedOperation {
+    operation: Operation,
+    outbox: Arc<Outbox>,
+    /// Set when `complete` has been queued: no result follows it.
+    ended: AtomicBool,
+    /// Results are being skipped (the client does not read): logged once per spell.
+    skipping: AtomicBool,
+}
+
+impl SharedOperation {
+    /// Queues this operation's `complete`, unless it has ended already.
+    fn end(&self) {
+        self.outbox.end(&self.ended, complete(&self.operation.id));
+    }
+}
+
+impl Subscriber for SharedOperation {
+    fn result(&self, json: &EncodedResponse) {
+        let offered = self
+            .outbox
+            .offer_result(&self.ended, || self.operation.result(json));
+        let skipped = offered == Offered::Full;
+        if self.skipping.swap(skipped, Ordering::Relaxed) != skipped && skipped {
+            tracing::warn!(
+                id = %self.operation.id,
+                "a GraphQL subscriber fell behind: results are skipped until it reads again"
+            );
+        }
+    }
+
+    fn end(&self) {
+        SharedOperation::end(self);
+    }
+}
+
+/// An operation still running.
+enum Running {
+    /// Its own stream, in the connection's [`Operations`]: aborting stops it.
+    Own(AbortHandle),
+    /// A shared subscription: dropping the membership leaves it.
+    Shared {
+        operation: Arc<SharedOperation>,
+        _membership: Membership,
+    },
+}
+
+impl Running {
+    fn is_live(&self) -> bool {
+        match self {
+            Running::Own(_) => true,
+            Running::Shared { operation, .. } => !operation.ended.load(Ordering::Acquire),
+        }
+    }
+}
 
 /// Serves one WebSocket connection until either side closes it.
 pub async fn serve(
@@ -55,25 +139,32 @@ pub async fn serve(
     schema: ChillSchema,
     shared: SharedSubscriptions,
 ) {
+    let outbox = Arc::new(Outbox::new(socket));
     let mut connection = Connection {
         protocol,
         schema,
         shared,
+        outbox: outbox.clone(),
         initialised: false,
         operations: SelectAll::new(),
         running: HashMap::new(),
     };
-    let (mut sink, mut incoming) = socket.split();
     loop {
         let reply = tokio::select! {
-            message = incoming.next() => match message {
+            message = poll_fn(|cx| outbox.poll_read(cx)) => match message {
                 Some(Ok(Message::Text(text))) => connection.on_message(text.as_bytes()),
                 Some(Ok(Message::Binary(bytes))) => connection.on_message(&bytes),
                 // The socket answers a close frame itself and then ends: read on until it has.
                 Some(Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_))) => Reply::None,
                 Some(Err(_)) | None => return,
             },
-            Some((operation, outcome)) = connection.operations.next(), if !connection.operations.is_empty() => {
+            written = poll_fn(|cx| outbox.poll_write(cx)) => match written {
+                Ok(()) => Reply::None,
+                Err(_) => return,
+            },
+            // An operation's next outcome only once what was sent before has left.
+            Some((operation, outcome)) = connection.operations.next(),
+                if !connection.operations.is_empty() && outbox.is_idle() => {
                 connection.on_outcome(&operation, outcome)
             }
         };
@@ -90,7 +181,11 @@ pub async fn serve(
             Reply::SendThenClose(message) => (message, true),
             Reply::Stop => return,
         };
-        if sink.send(message).await.is_err() || close {
+        if outbox.queue(message) == Offered::Closed {
+            return;
+        }
+        if close {
+            let _ = outbox.flush().await;
             return;
         }
     }
@@ -109,10 +204,11 @@ struct Connection {
     protocol: WebSocketProtocols,
     schema: ChillSchema,
     shared: SharedSubscriptions,
+    outbox: Arc<Outbox>,
     initialised: bool,
     operations: Operations,
-    /// The operations still running, by id: aborting stops one.
-    running: HashMap<String, AbortHandle>,
+    /// The operations started and not stopped, by id.
+    running: HashMap<String, Running>,
 }
 
 impl Connection {
@@ -138,7 +234,8 @@ impl Connection {
                 Reply::Close(1011, "The handshake is not completed.".into())
             }
             ClientMessage::Start { id, payload } => {
-                if self.running.contains_key(&id) && self.protocol == WebSocketProtocols::GraphQLWS
+                if self.protocol == WebSocketProtocols::GraphQLWS
+                    && self.running.get(&id).is_some_and(Running::is_live)
                 {
                     return Reply::Close(4409, format!("Subscriber for {id} already exists"));
                 }
@@ -146,9 +243,14 @@ impl Connection {
                 Reply::None
             }
             ClientMessage::Stop { id } => match self.running.remove(&id) {
-                Some(handle) => {
+                Some(Running::Own(handle)) => {
                     handle.abort();
                     Reply::Send(complete(&id))
+                }
+                // Its `complete` goes out unless the source ended it already.
+                Some(Running::Shared { operation, .. }) => {
+                    operation.end();
+                    Reply::None
                 }
                 None => Reply::None,
             },
@@ -160,15 +262,37 @@ impl Connection {
 
     /// Starts operation `id`: a shared subscription when it can be one, else its own stream.
     fn start(&mut self, id: String, mut request: async_graphql::Request) {
-        if let Some(old) = self.running.remove(&id) {
-            old.abort();
+        match self.running.remove(&id) {
+            Some(Running::Own(old)) => old.abort(),
+            // Replaced without a `complete`: the new operation has the same id.
+            Some(Running::Shared { operation, .. }) => {
+                operation.ended.store(true, Ordering::Release);
+            }
+            None => {}
         }
+        let operation = Operation::new(id.clone(), self.protocol);
         let key = SubscriptionKey::of(&mut request);
         let mut own = self.schema.execute_stream(request);
         let results: BoxStream<'static, EncodedResponse> = match key {
             Some(key) => match own.next().now_or_never() {
                 // Valid and live: share it.
-                None => self.shared.subscribe(key, own).boxed(),
+                None => {
+                    let operation = Arc::new(SharedOperation {
+                        operation,
+                        outbox: self.outbox.clone(),
+                        ended: AtomicBool::new(false),
+                        skipping: AtomicBool::new(false),
+                    });
+                    let membership = self.shared.join(key, own, operation.clone());
+                    self.running.insert(
+                        id,
+                        Running::Shared {
+                            operation,
+                            _membership: membership,
+                        },
+                    );
+                    return;
+                }
                 // An error (or an immediate result) is this request's own.
                 Some(Some(first)) => stream::once(async move { first })
                     .chain(own)
@@ -179,15 +303,8 @@ impl Connection {
             None => own.map(|r| encode(&r)).boxed(),
         };
         let (handle, registration) = AbortHandle::new_pair();
-        self.running.insert(id.clone(), handle);
-        let kind = match self.protocol {
-            WebSocketProtocols::GraphQLWS => "next",
-            WebSocketProtocols::SubscriptionsTransportWS => "data",
-        };
-        let operation = Arc::new(Operation {
-            result_prefix: format!(r#"{{"type":"{kind}","id":{},"payload":"#, json_string(&id)),
-            id,
-        });
+        self.running.insert(id, Running::Own(handle));
+        let operation = Arc::new(operation);
         let last = operation.clone();
         let tagged = results
             .map(move |json| (operation.clone(), Outcome::Result(json)))
@@ -198,14 +315,7 @@ impl Connection {
 
     fn on_outcome(&mut self, operation: &Operation, outcome: Outcome) -> Reply {
         match outcome {
-            Outcome::Result(json) => {
-                let prefix = &operation.result_prefix;
-                let mut frame = String::with_capacity(prefix.len() + json.len() + 1);
-                frame.push_str(prefix);
-                frame.push_str(&json);
-                frame.push('}');
-                Reply::Send(Message::Text(frame.into()))
-            }
+            Outcome::Result(json) => Reply::Send(operation.result(&json)),
             Outcome::End => {
                 self.running.remove(&operation.id);
                 Reply::Send(complete(&operation.id))
