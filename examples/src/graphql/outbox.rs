@@ -14,16 +14,17 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{Sink, Stream};
 
-/// Messages a connection may have queued before the results offered to it are skipped: as
-/// many as the results an unshared subscription could fall behind by. Its own messages
-/// (acknowledgements, `complete`, close frames) are always queued.
+/// Messages a connection may have queued before the results offered to it are skipped (the
+/// newest, logged by the caller): as many as the results an unshared subscription could fall
+/// behind by. The connection's task also stops reading the client while that many wait, so
+/// its own replies (`pong`, `complete`) are bounded too.
 pub const MAX_QUEUED: usize = 4096;
 
 /// What became of an offered message.
@@ -43,6 +44,37 @@ pub enum Offered {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteFailed;
 
+/// One operation whose results go through an [`Outbox`]: once it has ended, no result of it
+/// is sent, and a stop withdraws those still queued.
+#[derive(Debug)]
+pub struct OperationResults {
+    tag: u64,
+    ended: AtomicBool,
+}
+
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+
+impl OperationResults {
+    /// A running operation.
+    pub fn new() -> OperationResults {
+        OperationResults {
+            tag: NEXT_TAG.fetch_add(1, Ordering::Relaxed),
+            ended: AtomicBool::new(false),
+        }
+    }
+
+    /// Its end (or stop) has been queued: no result of it follows.
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+}
+
+impl Default for OperationResults {
+    fn default() -> OperationResults {
+        OperationResults::new()
+    }
+}
+
 /// A WebSocket connection's socket, its queue of messages waiting to be written, and its
 /// task's waker.
 pub struct Outbox {
@@ -60,10 +92,14 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
+/// A queued message: the tag of the operation whose result it is (0 for the connection's
+/// own messages), and the message.
+type Queued = (u64, Message);
+
 struct State {
     socket: WebSocket,
     /// Messages waiting for the socket, oldest first.
-    queued: VecDeque<Message>,
+    queued: VecDeque<Queued>,
     /// The socket holds a written message it has not yet passed on whole.
     unflushed: bool,
     /// The connection's task, woken when it has writing to do.
@@ -122,39 +158,48 @@ impl State {
         self.wake_task();
     }
 
-    /// [`State::poll_write_queued`], a failure remembered.
-    fn poll_write_all(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WriteFailed>> {
+    /// Writes what is queued, with the task's context: `Ready(Ok)` once it has written
+    /// something or flushed, whether or not more is left (the socket then holds the task's
+    /// waker), `Pending` when it could do nothing.
+    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), WriteFailed>> {
         if self.failed {
             return Poll::Ready(Err(WriteFailed));
         }
-        let written = std::task::ready!(self.poll_write_queued(cx));
+        let written = self.write_queued(cx);
         if written.is_err() {
             self.fail();
-            return Poll::Ready(Err(WriteFailed));
         }
-        Poll::Ready(Ok(()))
+        match written {
+            Ok(true) => Poll::Ready(Ok(())),
+            Ok(false) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(WriteFailed)),
+        }
     }
 
-    /// Writes what is queued, with the task's context; `Ready` when all of it has left.
-    fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+    /// Whether any progress was made.
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Result<bool, axum::Error> {
         let mut socket = Pin::new(&mut self.socket);
-        while let Some(message) = self.queued.pop_front() {
+        let mut progress = false;
+        while !self.queued.is_empty() {
             match socket.as_mut().poll_ready(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    self.queued.push_front(message);
-                    return Poll::Pending;
-                }
+                Poll::Ready(ready) => ready?,
+                Poll::Pending => return Ok(progress),
             }
-            socket.as_mut().start_send(message)?;
-            self.unflushed = true;
+            if let Some((_, message)) = self.queued.pop_front() {
+                socket.as_mut().start_send(message)?;
+                self.unflushed = true;
+                progress = true;
+            }
         }
         if self.unflushed {
-            std::task::ready!(socket.poll_flush(cx))?;
+            match socket.poll_flush(cx) {
+                Poll::Ready(flushed) => flushed?,
+                Poll::Pending => return Ok(progress),
+            }
             self.unflushed = false;
+            progress = true;
         }
-        Poll::Ready(Ok(()))
+        Ok(progress)
     }
 }
 
@@ -177,16 +222,20 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Offers a result of an operation: unless `ended` is set, written now when the socket
+    /// Offers a result of `operation`: unless it has ended, written now when the socket
     /// takes it without waiting, else queued for the connection's task. Never waits. The
     /// message is made only when it is sent.
-    pub fn offer_result(&self, ended: &AtomicBool, message: impl FnOnce() -> Message) -> Offered {
+    pub fn offer_result(
+        &self,
+        operation: &OperationResults,
+        message: impl FnOnce() -> Message,
+    ) -> Offered {
         let mut state = self.lock();
         if state.closed {
             return Offered::Closed;
         }
-        // Read under the lock that `end` sets it under: no result follows the end.
-        if ended.load(Ordering::Acquire) {
+        // Read under the lock that `end` and `stop` set it under: no result follows the end.
+        if operation.has_ended() {
             return Offered::Ended;
         }
         if state.queued.len() >= MAX_QUEUED {
@@ -197,24 +246,44 @@ impl Outbox {
             match state.write_now(message) {
                 Ok(()) if state.failed => return Offered::Closed,
                 Ok(()) => return Offered::Accepted,
-                Err(message) => state.queued.push_back(message),
+                Err(message) => state.queued.push_back((operation.tag, message)),
             }
         } else {
-            state.queued.push_back(message);
+            state.queued.push_back((operation.tag, message));
         }
         state.wake_task();
         Offered::Accepted
     }
 
-    /// Ends an operation: sets `ended` and queues `message` (its `complete`), unless it had
+    /// Ends `operation` after its results: queues `complete` behind them, unless it had
     /// ended already. `false` if it had.
-    pub fn end(&self, ended: &AtomicBool, message: Message) -> bool {
+    pub fn end(&self, operation: &OperationResults, complete: Message) -> bool {
+        self.finish(operation, false, Some(complete))
+    }
+
+    /// Stops `operation` now (the client asked): its results still queued are withdrawn,
+    /// and `complete`, if any, is queued, unless it had ended already. `false` if it had.
+    pub fn stop(&self, operation: &OperationResults, complete: Option<Message>) -> bool {
+        self.finish(operation, true, complete)
+    }
+
+    fn finish(
+        &self,
+        operation: &OperationResults,
+        withdraw: bool,
+        complete: Option<Message>,
+    ) -> bool {
         let mut state = self.lock();
-        if ended.swap(true, Ordering::AcqRel) {
+        if withdraw {
+            state.queued.retain(|(tag, _)| *tag != operation.tag);
+        }
+        if operation.ended.swap(true, Ordering::AcqRel) {
             return false;
         }
-        if !state.closed {
-            state.queued.push_back(message);
+        if let Some(complete) = complete
+            && !state.closed
+        {
+            state.queued.push_back((0, complete));
             state.wake_task();
         }
         true
@@ -228,7 +297,7 @@ impl Outbox {
             return Offered::Closed;
         }
         let closing = matches!(message, Message::Close(_));
-        state.queued.push_back(message);
+        state.queued.push_back((0, message));
         state.closed = closing;
         state.wake_task();
         Offered::Accepted
@@ -239,10 +308,15 @@ impl Outbox {
         !self.lock().has_work()
     }
 
-    /// For the connection's task: writes what is waiting. `Ready(Ok)` once it wrote
-    /// something and nothing is left; `Pending` while the socket is not ready or there is
-    /// nothing to write (the task is woken when there is); `Ready(Err)` once writing failed,
-    /// here or in another task.
+    /// How many messages wait for the socket.
+    pub fn queued(&self) -> usize {
+        self.lock().queued.len()
+    }
+
+    /// For the connection's task: writes what is waiting. `Ready(Ok)` each time it wrote
+    /// something (more may be left: poll again); `Pending` while the socket is not ready or
+    /// there is nothing to write (the task is woken when there is); `Ready(Err)` once writing
+    /// failed, here or in another task.
     pub fn poll_write(&self, cx: &mut Context<'_>) -> Poll<Result<(), WriteFailed>> {
         let mut state = self.lock();
         if !state.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
@@ -251,12 +325,21 @@ impl Outbox {
         if !state.has_work() && !state.failed {
             return Poll::Pending;
         }
-        state.poll_write_all(cx)
+        state.poll_write_queued(cx)
     }
 
     /// For the connection's task: waits until everything queued has been written.
     pub async fn flush(&self) -> Result<(), WriteFailed> {
-        poll_fn(|cx| self.lock().poll_write_all(cx)).await
+        poll_fn(|cx| {
+            let mut state = self.lock();
+            loop {
+                if !state.has_work() {
+                    return Poll::Ready(Ok(()));
+                }
+                std::task::ready!(state.poll_write_queued(cx))?;
+            }
+        })
+        .await
     }
 
     /// For the connection's task: the next message the client sent.
@@ -330,7 +413,7 @@ mod tests {
         let (socket, mut client) = pair().await;
         let outbox = Arc::new(Outbox::new(socket));
         let writer = drive(outbox.clone());
-        let ended = AtomicBool::new(false);
+        let ended = OperationResults::new();
         let payload = "x".repeat(100);
         let mut accepted = 0;
         let full = loop {
@@ -380,7 +463,7 @@ mod tests {
         let offering = tokio::spawn({
             let outbox = outbox.clone();
             async move {
-                let ended = AtomicBool::new(false);
+                let ended = OperationResults::new();
                 let payload = "z".repeat(200);
                 let mut accepted = Vec::new();
                 for n in 0..20_000 {
@@ -418,7 +501,7 @@ mod tests {
         let (socket, mut client) = pair().await;
         let outbox = Arc::new(Outbox::new(socket));
         let writer = drive(outbox.clone());
-        let ended = AtomicBool::new(false);
+        let ended = OperationResults::new();
         let result = || Message::Text("result".into());
         assert_eq!(outbox.offer_result(&ended, result), Offered::Accepted);
         assert!(outbox.end(&ended, Message::Text("complete".into())));
@@ -427,7 +510,7 @@ mod tests {
         assert_eq!(next_text(&mut client).await, "result");
         assert_eq!(next_text(&mut client).await, "complete");
 
-        let other = AtomicBool::new(false);
+        let other = OperationResults::new();
         assert_eq!(outbox.queue(Message::Close(None)), Offered::Accepted);
         assert_eq!(outbox.offer_result(&other, result), Offered::Closed);
         assert_eq!(outbox.queue(Message::Text("late".into())), Offered::Closed);
@@ -437,12 +520,75 @@ mod tests {
         writer.abort();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_withdraws_the_operations_queued_results_and_keeps_the_others() {
+        let (socket, mut client) = pair().await;
+        let outbox = Arc::new(Outbox::new(socket));
+        let stopped = OperationResults::new();
+        let kept = OperationResults::new();
+        let payload = "s".repeat(100);
+        // Alternate results of the two until some wait in the queue.
+        let mut n = 0;
+        while outbox.queued() < 100 {
+            for (name, operation) in [("stopped", &stopped), ("kept", &kept)] {
+                let offered = outbox.offer_result(operation, || {
+                    Message::Text(format!("{name} {n} {payload}").into())
+                });
+                assert_eq!(offered, Offered::Accepted);
+            }
+            n += 1;
+            assert!(n < 100_000, "the queue never filled");
+        }
+        assert!(outbox.stop(&stopped, Some(Message::Text("complete".into()))));
+        assert!(!outbox.stop(&stopped, Some(Message::Text("again".into()))));
+        assert!(!outbox.end(&stopped, Message::Text("again".into())));
+        assert_eq!(
+            outbox.offer_result(&stopped, || Message::Text("late".into())),
+            Offered::Ended
+        );
+        outbox.queue(Message::Text("done".into()));
+        let writer = drive(outbox.clone());
+        let (mut stopped_seen, mut kept_seen) = (Vec::new(), Vec::new());
+        let mut completed = false;
+        loop {
+            let text = next_text(&mut client).await;
+            let mut words = text.split(' ');
+            match (words.next().unwrap(), words.next()) {
+                ("done", None) => break,
+                ("complete", None) => completed = true,
+                ("stopped", Some(k)) => {
+                    assert!(!completed, "a result after the stop's complete: {k}");
+                    stopped_seen.push(k.parse::<u32>().unwrap());
+                }
+                ("kept", Some(k)) => kept_seen.push(k.parse::<u32>().unwrap()),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(completed);
+        assert_eq!(
+            kept_seen,
+            (0..n).collect::<Vec<_>>(),
+            "every result of the other"
+        );
+        let before: Vec<u32> = (0..stopped_seen.len() as u32).collect();
+        assert_eq!(
+            stopped_seen, before,
+            "the stopped one's first results, in order"
+        );
+        assert!(
+            stopped_seen.len() < n as usize,
+            "its queued results were withdrawn: {} of {n} arrived",
+            stopped_seen.len()
+        );
+        writer.abort();
+    }
+
     #[tokio::test]
     async fn a_failed_socket_is_reported_to_the_connections_task() {
         let (socket, client) = pair().await;
         let outbox = Arc::new(Outbox::new(socket));
         drop(client);
-        let ended = AtomicBool::new(false);
+        let ended = OperationResults::new();
         let payload = "y".repeat(64 * 1024);
         // Writes to a socket whose peer has gone fail, sooner or later.
         let failed = tokio::time::timeout(Duration::from_secs(30), async {

@@ -134,6 +134,8 @@ type Snapshot = Arc<[Arc<dyn Subscriber>]>;
 /// The subscribers of a source, each in one lane (see [`run_lane`]) for as long as it stays.
 struct Members {
     list: Vec<(u64, Arc<dyn Subscriber>)>,
+    /// How many subscribers each lane has.
+    counts: Vec<usize>,
     /// The subscribers of each lane, made when a lane delivers after a change.
     snapshots: Vec<Option<Snapshot>>,
     next: u64,
@@ -145,6 +147,7 @@ impl Members {
     fn new(lanes: usize) -> Members {
         Members {
             list: Vec::new(),
+            counts: vec![0; lanes],
             snapshots: vec![None; lanes],
             next: 0,
             ended: false,
@@ -160,13 +163,16 @@ impl Members {
         self.next += 1;
         self.list.push((member, subscriber));
         let lane = self.lane_of(member);
+        self.counts[lane] += 1;
         self.snapshots[lane] = None;
         member
     }
 
     fn leave(&mut self, member: u64) {
+        let before = self.list.len();
         self.list.retain(|(m, _)| *m != member);
         let lane = self.lane_of(member);
+        self.counts[lane] -= before - self.list.len();
         self.snapshots[lane] = None;
     }
 
@@ -357,11 +363,10 @@ fn lanes() -> usize {
     (2 * workers).max(1)
 }
 
-/// What a source sends its lanes.
-enum ToLane {
-    Result(EncodedResponse),
-    End,
-}
+/// Results a lane may fall behind its source by before it skips some (logged): as many as
+/// the engine's events an unshared subscription could fall behind by. A lane never waits for
+/// a socket, so only a machine out of CPU makes it fall behind.
+const LANE_BACKLOG: usize = 4096;
 
 /// Resolves a shared subscription and encodes each result once; its lanes deliver it.
 ///
@@ -370,7 +375,7 @@ enum ToLane {
 /// its own that delivers, in order, every result to the subscribers of that lane: the
 /// runtime's workers take lanes from each other, and a hundred subscribers are written by all
 /// of them at once rather than by one after another. A subscriber stays in one lane, so its
-/// results keep their order.
+/// results keep their order; a lane with no subscriber is passed over.
 async fn run_source(
     mut stream: BoxStream<'static, Response>,
     members: Arc<Mutex<Members>>,
@@ -378,60 +383,61 @@ async fn run_source(
     key: SubscriptionKey,
     id: u64,
 ) {
-    let lanes: Vec<mpsc::UnboundedSender<ToLane>> = (0..lock(&members).lanes())
+    let lanes: Vec<mpsc::Sender<EncodedResponse>> = (0..lock(&members).lanes())
         .map(|lane| {
-            let (sender, receiver) = mpsc::unbounded_channel();
+            let (sender, receiver) = mpsc::channel(LANE_BACKLOG);
             tokio::spawn(run_lane(members.clone(), lane, receiver));
             sender
         })
         .collect();
-    let end = SourceEnd {
-        members,
-        lanes: lanes.clone(),
+    // Declared after the lanes, so dropped before them: the source has ended (nobody joins)
+    // by the time a lane sees its channel close and ends its subscribers.
+    let _end = SourceEnd {
+        members: members.clone(),
         sources,
         key,
         id,
     };
     while let Some(response) = stream.next().await {
         let json = encode(&response);
-        for lane in &lanes {
-            let _ = lane.send(ToLane::Result(json.clone()));
+        let members = lock(&members);
+        for (lane, sender) in lanes.iter().enumerate() {
+            if members.counts[lane] > 0
+                && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone())
+            {
+                tracing::warn!(
+                    lane,
+                    "a shared subscription's lane fell behind: a result was skipped"
+                );
+            }
         }
     }
-    drop(end);
 }
 
-/// Delivers a source's results to the subscribers of one lane, then its end. Ends with the
-/// source.
+/// Delivers a source's results to the subscribers of one lane, in order; once the source
+/// has ended (its channel closed), ends them.
 async fn run_lane(
     members: Arc<Mutex<Members>>,
     lane: usize,
-    mut results: mpsc::UnboundedReceiver<ToLane>,
+    mut results: mpsc::Receiver<EncodedResponse>,
 ) {
-    while let Some(message) = results.recv().await {
+    while let Some(json) = results.recv().await {
         let subscribers = lock(&members).snapshot(lane);
-        match message {
-            ToLane::Result(json) => {
-                for subscriber in subscribers.iter() {
-                    subscriber.result(&json);
-                }
-            }
-            ToLane::End => {
-                for subscriber in subscribers.iter() {
-                    subscriber.end();
-                }
-                return;
-            }
+        for subscriber in subscribers.iter() {
+            subscriber.result(&json);
         }
+    }
+    let subscribers = lock(&members).snapshot(lane);
+    for subscriber in subscribers.iter() {
+        subscriber.end();
     }
 }
 
 /// Ends a source however its task ends (its stream ended, it was aborted, a resolver
-/// panicked): no new subscriber may join it, and its subscribers are told, after the
+/// panicked): no new subscriber may join it. Its lanes then end its subscribers, after the
 /// results sent before.
 struct SourceEnd {
     members: Arc<Mutex<Members>>,
-    lanes: Vec<mpsc::UnboundedSender<ToLane>>,
     sources: Weak<Mutex<Sources>>,
     key: SubscriptionKey,
     id: u64,
@@ -443,9 +449,6 @@ impl Drop for SourceEnd {
             forget(&sources, &self.key, self.id);
         }
         lock(&self.members).ended = true;
-        for lane in &self.lanes {
-            let _ = lane.send(ToLane::End);
-        }
     }
 }
 

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use async_graphql::Response;
 use async_graphql::http::{ClientMessage, WebSocketProtocols};
@@ -31,7 +32,7 @@ use futures_util::future::FutureExt;
 use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
 
 use super::ChillSchema;
-use super::outbox::{Offered, Outbox};
+use super::outbox::{MAX_QUEUED, Offered, OperationResults, Outbox};
 use super::shared::{
     EncodedResponse, Membership, SharedSubscriptions, Subscriber, SubscriptionKey, encode,
 };
@@ -80,24 +81,16 @@ type Operations = SelectAll<BoxStream<'static, (Arc<Operation>, Outcome)>>;
 struct SharedOperation {
     operation: Operation,
     outbox: Arc<Outbox>,
-    /// Set when `complete` has been queued: no result follows it.
-    ended: AtomicBool,
+    results: OperationResults,
     /// Results are being skipped (the client does not read): logged once per spell.
     skipping: AtomicBool,
-}
-
-impl SharedOperation {
-    /// Queues this operation's `complete`, unless it has ended already.
-    fn end(&self) {
-        self.outbox.end(&self.ended, complete(&self.operation.id));
-    }
 }
 
 impl Subscriber for SharedOperation {
     fn result(&self, json: &EncodedResponse) {
         let offered = self
             .outbox
-            .offer_result(&self.ended, || self.operation.result(json));
+            .offer_result(&self.results, || self.operation.result(json));
         let skipped = offered == Offered::Full;
         if self.skipping.swap(skipped, Ordering::Relaxed) != skipped && skipped {
             tracing::warn!(
@@ -108,7 +101,7 @@ impl Subscriber for SharedOperation {
     }
 
     fn end(&self) {
-        SharedOperation::end(self);
+        self.outbox.end(&self.results, complete(&self.operation.id));
     }
 }
 
@@ -127,7 +120,7 @@ impl Running {
     fn is_live(&self) -> bool {
         match self {
             Running::Own(_) => true,
-            Running::Shared { operation, .. } => !operation.ended.load(Ordering::Acquire),
+            Running::Shared { operation, .. } => !operation.results.has_ended(),
         }
     }
 }
@@ -150,8 +143,11 @@ pub async fn serve(
         running: HashMap::new(),
     };
     loop {
+        // While the client leaves this many messages unread, neither its requests nor the
+        // connection's own operations add to them.
+        let room = outbox.queued() < MAX_QUEUED;
         let reply = tokio::select! {
-            message = poll_fn(|cx| outbox.poll_read(cx)) => match message {
+            message = poll_fn(|cx| outbox.poll_read(cx)), if room => match message {
                 Some(Ok(Message::Text(text))) => connection.on_message(text.as_bytes()),
                 Some(Ok(Message::Binary(bytes))) => connection.on_message(&bytes),
                 // The socket answers a close frame itself and then ends: read on until it has.
@@ -162,9 +158,8 @@ pub async fn serve(
                 Ok(()) => Reply::None,
                 Err(_) => return,
             },
-            // An operation's next outcome only once what was sent before has left.
             Some((operation, outcome)) = connection.operations.next(),
-                if !connection.operations.is_empty() && outbox.is_idle() => {
+                if !connection.operations.is_empty() && room => {
                 connection.on_outcome(&operation, outcome)
             }
         };
@@ -185,11 +180,16 @@ pub async fn serve(
             return;
         }
         if close {
-            let _ = outbox.flush().await;
+            // A client that reads nothing more does not keep the connection.
+            let _ = tokio::time::timeout(CLOSING_PATIENCE, outbox.flush()).await;
             return;
         }
     }
 }
+
+/// How long a closing connection waits for what it has queued, its close frame last, to be
+/// written.
+const CLOSING_PATIENCE: Duration = Duration::from_secs(10);
 
 /// What to do after a message.
 enum Reply {
@@ -247,9 +247,12 @@ impl Connection {
                     handle.abort();
                     Reply::Send(complete(&id))
                 }
-                // Its `complete` goes out unless the source ended it already.
+                // Its results not yet written are withdrawn; its `complete` goes out unless
+                // the source ended it already.
                 Some(Running::Shared { operation, .. }) => {
-                    operation.end();
+                    operation
+                        .outbox
+                        .stop(&operation.results, Some(complete(&id)));
                     Reply::None
                 }
                 None => Reply::None,
@@ -266,10 +269,12 @@ impl Connection {
             Some(Running::Own(old)) => old.abort(),
             // Replaced without a `complete`: the new operation has the same id.
             Some(Running::Shared { operation, .. }) => {
-                operation.ended.store(true, Ordering::Release);
+                operation.outbox.stop(&operation.results, None);
             }
             None => {}
         }
+        // Shared operations their source ended leave their source now.
+        self.running.retain(|_, running| running.is_live());
         let operation = Operation::new(id.clone(), self.protocol);
         let key = SubscriptionKey::of(&mut request);
         let mut own = self.schema.execute_stream(request);
@@ -280,7 +285,7 @@ impl Connection {
                     let operation = Arc::new(SharedOperation {
                         operation,
                         outbox: self.outbox.clone(),
-                        ended: AtomicBool::new(false),
+                        results: OperationResults::new(),
                         skipping: AtomicBool::new(false),
                     });
                     let membership = self.shared.join(key, own, operation.clone());
