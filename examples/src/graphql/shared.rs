@@ -3,9 +3,11 @@
 //! A hundred dashboards subscribed to `onExecutionEvent(jobId: X)` with the same selection
 //! would otherwise each receive every engine event, resolve the same selection over it and
 //! encode the same JSON. Here the first such subscription becomes the *source*: one task
-//! resolves its stream and encodes each result once; the others receive the encoded result
-//! (an `Arc<str>`) and only frame it for their socket. A source ends when its last subscriber
-//! leaves, or when its stream ends (each subscriber then completes).
+//! resolves its stream and encodes each result once; its *lanes* (tasks that the runtime's
+//! workers share) hand the encoded result (an `Arc<str>`) to every subscriber, a
+//! [`Subscriber`], which frames it for its socket and writes it there and then
+//! ([`super::outbox`]). A source ends when its last subscriber leaves, or when its stream ends
+//! (each subscriber is then told, after the last result).
 //!
 //! Two subscriptions are the same when their document, operation name and variables are the
 //! same text. A request with extensions is never shared (they may change what it resolves).
