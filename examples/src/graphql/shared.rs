@@ -373,11 +373,13 @@ const LANE_BACKLOG: usize = 4096;
 /// Resolves a shared subscription and encodes each result once; its lanes deliver it.
 ///
 /// A result is delivered by writing it to each subscriber's socket, which on a busy machine
-/// is most of the cost of an event. So the subscribers are spread over lanes, each a task of
-/// its own that delivers, in order, every result to the subscribers of that lane: the
-/// runtime's workers take lanes from each other, and a hundred subscribers are written by all
-/// of them at once rather than by one after another. A subscriber stays in one lane, so its
-/// results keep their order; a lane with no subscriber is passed over.
+/// is most of the cost of an event. So the subscribers are spread over lanes: the source's
+/// task delivers to the first lane itself, and each other lane is a task of its own (started
+/// when it first has a subscriber) that delivers, in order, every result to the subscribers
+/// of that lane. The runtime's workers take lanes from each other, and a hundred subscribers
+/// are written by all of them at once rather than by one after another. A subscriber stays in
+/// one lane, so its results keep their order; a source with one subscriber writes to it
+/// without a hop through another task.
 async fn run_source(
     mut stream: BoxStream<'static, Response>,
     members: Arc<Mutex<Members>>,
@@ -385,13 +387,8 @@ async fn run_source(
     key: SubscriptionKey,
     id: u64,
 ) {
-    let lanes: Vec<mpsc::Sender<EncodedResponse>> = (0..lock(&members).lanes())
-        .map(|lane| {
-            let (sender, receiver) = mpsc::channel(LANE_BACKLOG);
-            tokio::spawn(run_lane(members.clone(), lane, receiver));
-            sender
-        })
-        .collect();
+    let mut lanes: Vec<Option<mpsc::Sender<EncodedResponse>>> =
+        (0..lock(&members).lanes()).map(|_| None).collect();
     // Declared after the lanes, so dropped before them: the source has ended (nobody joins)
     // by the time a lane sees its channel close and ends its subscribers.
     let _end = SourceEnd {
@@ -402,16 +399,29 @@ async fn run_source(
     };
     while let Some(response) = stream.next().await {
         let json = encode(&response);
-        let members = lock(&members);
-        for (lane, sender) in lanes.iter().enumerate() {
-            if members.counts[lane] > 0
-                && let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone())
-            {
-                tracing::warn!(
-                    lane,
-                    "a shared subscription's lane fell behind: a result was skipped"
-                );
+        let own = {
+            let mut guard = lock(&members);
+            // The other lanes first, so that other workers can take them meanwhile.
+            for (lane, sender) in lanes.iter_mut().enumerate().skip(1) {
+                if guard.counts[lane] == 0 {
+                    continue;
+                }
+                let sender = sender.get_or_insert_with(|| {
+                    let (sender, receiver) = mpsc::channel(LANE_BACKLOG);
+                    tokio::spawn(run_lane(members.clone(), lane, receiver));
+                    sender
+                });
+                if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone()) {
+                    tracing::warn!(
+                        lane,
+                        "a shared subscription's lane fell behind: a result was skipped"
+                    );
+                }
             }
+            guard.snapshot(0)
+        };
+        for subscriber in own.iter() {
+            subscriber.result(&json);
         }
     }
 }
@@ -436,8 +446,8 @@ async fn run_lane(
 }
 
 /// Ends a source however its task ends (its stream ended, it was aborted, a resolver
-/// panicked): no new subscriber may join it. Its lanes then end its subscribers, after the
-/// results sent before.
+/// panicked): no new subscriber may join it, and the subscribers of the source's own lane are
+/// ended. The other lanes then end theirs, after the results sent before.
 struct SourceEnd {
     members: Arc<Mutex<Members>>,
     sources: Weak<Mutex<Sources>>,
@@ -450,7 +460,15 @@ impl Drop for SourceEnd {
         if let Some(sources) = self.sources.upgrade() {
             forget(&sources, &self.key, self.id);
         }
-        lock(&self.members).ended = true;
+        let own = {
+            let mut members = lock(&self.members);
+            members.ended = true;
+            members.snapshot(0)
+        };
+        // The source's own lane, after the results it delivered.
+        for subscriber in own.iter() {
+            subscriber.end();
+        }
     }
 }
 

@@ -178,6 +178,8 @@ type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub struct Subscription {
     raw: RawSocket,
     legacy: bool,
+    /// Messages that came before the pong that showed the subscription live.
+    early: std::collections::VecDeque<Value>,
 }
 
 impl Subscription {
@@ -200,14 +202,25 @@ impl Subscription {
             json!({"id": "1", "type": kind, "payload": {"query": query, "variables": variables}}),
         )
         .await;
-        Subscription { raw, legacy }
+        // The server handles a connection's messages in order: once a ping sent after the
+        // subscription is answered, the subscription is live (or its error is on the way).
+        raw.send(json!({"type": "ping"})).await;
+        let mut early = std::collections::VecDeque::new();
+        loop {
+            let message = raw.recv().await;
+            if message["type"] == "pong" {
+                break;
+            }
+            early.push_back(message);
+        }
+        Subscription { raw, legacy, early }
     }
 
     /// The next result's `data` (errors fail the test).
     pub async fn next(&mut self) -> Value {
         let data_type = if self.legacy { "data" } else { "next" };
         loop {
-            let message = self.raw.recv().await;
+            let message = self.recv().await;
             match message["type"].as_str() {
                 Some(t) if t == data_type => {
                     assert!(
@@ -225,7 +238,14 @@ impl Subscription {
 
     /// The next error message of the subscription.
     pub async fn next_error(&mut self) -> Value {
-        self.raw.recv().await
+        self.recv().await
+    }
+
+    async fn recv(&mut self) -> Value {
+        match self.early.pop_front() {
+            Some(message) => message,
+            None => self.raw.recv().await,
+        }
     }
 }
 
