@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_graphql::http::{ALL_WEBSOCKET_PROTOCOLS, WebSocketProtocols};
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
@@ -22,7 +23,7 @@ use axum::routing::get;
 use axum::serve::{Listener, ListenerExt};
 use chill_core::{Chill, ChillHandle, ChillOptions, Store, SystemClock};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::ai::{self, AiChoice};
@@ -40,6 +41,9 @@ pub const IDE_PAGE: &str = include_str!("ide.html");
 /// buffer grown to its length. tungstenite's default, 128 KiB, is zeroed on every read of the
 /// socket: with 100 subscribers that zeroing was the server's largest cost per event.
 pub const WS_READ_BUFFER: usize = 4 * 1024;
+
+/// How long a shutdown waits for the WebSocket connections to close.
+pub const WEBSOCKETS_CLOSING: Duration = Duration::from_secs(10);
 
 /// What `chill serve` runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +65,9 @@ struct AppState {
     store: Arc<dyn Store>,
     /// Subscriptions shared by the WebSocket connections that ask the same thing.
     shared: SharedSubscriptions,
+    /// Turns true when the server shuts down: the WebSocket connections then close. Each
+    /// connection holds a clone until it ends.
+    closing: watch::Receiver<bool>,
 }
 
 /// A running server: its engine, its listener and, without an AI endpoint configured, the
@@ -74,6 +81,7 @@ pub struct Server {
     demo: Option<DemoAi>,
     shared: SharedSubscriptions,
     store: OpenedStore,
+    close_websockets: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Server {
@@ -98,16 +106,20 @@ fn without_nagle(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = 
 
 /// The routes over an engine.
 pub fn router(chill: Chill) -> Router {
-    routes(chill, SharedSubscriptions::new())
+    // No sender: the connections close when the host's server drops them.
+    let (_, closing) = watch::channel(false);
+    routes(chill, SharedSubscriptions::new(), closing)
 }
 
 /// The routes over an engine, its WebSocket subscriptions shared through `shared` (which must
-/// serve no other engine: a subscription's key does not name its engine).
-fn routes(chill: Chill, shared: SharedSubscriptions) -> Router {
+/// serve no other engine: a subscription's key does not name its engine) and closed when
+/// `closing` turns true.
+fn routes(chill: Chill, shared: SharedSubscriptions, closing: watch::Receiver<bool>) -> Router {
     let state = AppState {
         store: chill.store().clone(),
         schema: graphql::schema(chill),
         shared,
+        closing,
     };
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -152,7 +164,8 @@ async fn graphql_get(
     };
     upgrade.on_upgrade(move |socket| async move {
         ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).increment(1.0);
-        graphql::websocket::serve(socket, protocol, state.schema, state.shared).await;
+        graphql::websocket::serve(socket, protocol, state.schema, state.shared, state.closing)
+            .await;
         ::metrics::gauge!(metrics::WEBSOCKETS_OPEN).decrement(1.0);
     })
 }
@@ -214,7 +227,8 @@ impl Server {
         let engine = chill.start();
         let (stop_http, stopped) = oneshot::channel::<()>();
         let shared = SharedSubscriptions::new();
-        let app = routes(chill.clone(), shared.clone());
+        let (close_websockets, closing) = watch::channel(false);
+        let app = routes(chill.clone(), shared.clone(), closing);
         let listener = without_nagle(listener);
         let http = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -236,6 +250,7 @@ impl Server {
             demo: connected.demo,
             shared,
             store,
+            close_websockets,
         })
     }
 
@@ -256,13 +271,22 @@ impl Server {
     }
 
     /// Stop gracefully: stop taking HTTP requests, then stop the engine (running executions
-    /// finish within its grace period or are released for another instance), then the demo
-    /// AI endpoint, then close the store's connections.
+    /// finish within its grace period or are released for another instance, and their events
+    /// still reach the subscribers), then close the WebSocket connections (close code 1001,
+    /// going away; at most [`WEBSOCKETS_CLOSING`] is waited for), then the demo AI endpoint,
+    /// then close the store's connections.
     pub async fn shutdown(self) {
         tracing::info!("shutting down");
         let _ = self.stop_http.send(());
         let _ = self.http.await;
         self.engine.shutdown().await;
+        let _ = self.close_websockets.send(true);
+        if tokio::time::timeout(WEBSOCKETS_CLOSING, self.close_websockets.closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!("WebSocket connections still open after {WEBSOCKETS_CLOSING:?}");
+        }
         if let Some(demo) = self.demo {
             demo.shutdown().await;
         }

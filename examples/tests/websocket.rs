@@ -223,3 +223,23 @@ async fn protocol_errors_close_the_connection_with_their_code() {
     assert_eq!(refused.status(), 400);
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_closes_the_connections_with_going_away() {
+    let (server, _ai, _db) = start("ws-shutdown").await;
+    let mut socket = RawSocket::initialised(server.local_addr(), TRANSPORT).await;
+    socket
+        .send(subscribe("1", STARTED, json!({"id": null})))
+        .await;
+    socket.send(json!({"type": "ping"})).await;
+    assert_eq!(socket.recv().await, json!({"type": "pong"}));
+    let shutdown = tokio::spawn(server.shutdown());
+    assert_eq!(
+        socket.closed().await,
+        (1001, "the server is shutting down".to_string())
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(30), shutdown)
+        .await
+        .expect("the shutdown ends once the connection has closed")
+        .unwrap();
+}

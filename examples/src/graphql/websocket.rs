@@ -30,6 +30,7 @@ use async_graphql::http::{ClientMessage, WebSocketProtocols};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::future::FutureExt;
 use futures_util::stream::{self, AbortHandle, Abortable, BoxStream, SelectAll, StreamExt};
+use tokio::sync::watch;
 
 use super::ChillSchema;
 use super::outbox::{MAX_QUEUED, Offered, OperationResults, Outbox};
@@ -125,12 +126,14 @@ impl Running {
     }
 }
 
-/// Serves one WebSocket connection until either side closes it.
+/// Serves one WebSocket connection until either side closes it, or `closing` turns true (the
+/// connection then closes with code 1001, going away).
 pub async fn serve(
     socket: WebSocket,
     protocol: WebSocketProtocols,
     schema: ChillSchema,
     shared: SharedSubscriptions,
+    mut closing: watch::Receiver<bool>,
 ) {
     let outbox = Arc::new(Outbox::new(socket));
     let mut connection = Connection {
@@ -162,6 +165,9 @@ pub async fn serve(
                 if !connection.operations.is_empty() && room => {
                 connection.on_outcome(&operation, outcome)
             }
+            () = going_away(&mut closing) => {
+                Reply::Close(1001, "the server is shutting down".into())
+            }
         };
         let (message, close) = match reply {
             Reply::None => continue,
@@ -184,6 +190,13 @@ pub async fn serve(
             let _ = tokio::time::timeout(CLOSING_PATIENCE, outbox.flush()).await;
             return;
         }
+    }
+}
+
+/// Resolves once `closing` turns true; never, if its sender is gone without doing so.
+async fn going_away(closing: &mut watch::Receiver<bool>) {
+    if closing.wait_for(|closing| *closing).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
