@@ -109,15 +109,22 @@ impl AiClient for NoAi {
     }
 }
 
-/// An engine over a store, for commands that do not run executions.
-async fn engine(store: &str) -> Result<Chill, AppError> {
-    let store = store_url::open_store(store).await?.store;
-    Ok(Chill::new(
-        store,
+/// Runs `work` with an engine over the store `url`, for commands that do not run
+/// executions; the store is closed afterwards, whether `work` succeeded or not.
+async fn with_engine<T>(
+    url: &str,
+    work: impl AsyncFnOnce(&Chill) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let opened = store_url::open_store(url).await?;
+    let chill = Chill::new(
+        opened.store.clone(),
         Arc::new(SystemClock),
         Arc::new(NoAi),
         ChillOptions::default(),
-    ))
+    );
+    let result = work(&chill).await;
+    opened.close().await;
+    result
 }
 
 fn parse_id(id: &str) -> Result<JobId, AppError> {
@@ -205,44 +212,53 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
             tag,
             all,
         } => {
-            let chill = engine(&store.store).await?;
-            let filter = JobFilter {
-                tag,
-                include_deleted: all,
-                ..JobFilter::default()
-            };
-            let mut jobs = Vec::new();
-            let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
-            loop {
-                let got = chill.list_jobs(&filter, &page).await?;
-                jobs.extend(got.items);
-                match got.next_cursor {
-                    Some(c) => page = PageRequest::after(PageRequest::MAX_LIMIT, c),
-                    None => break,
+            with_engine(&store.store, async |chill| {
+                let filter = JobFilter {
+                    tag,
+                    include_deleted: all,
+                    ..JobFilter::default()
+                };
+                let mut jobs = Vec::new();
+                let mut page = PageRequest::first(PageRequest::MAX_LIMIT);
+                loop {
+                    let got = chill.list_jobs(&filter, &page).await?;
+                    jobs.extend(got.items);
+                    match got.next_cursor {
+                        Some(c) => page = PageRequest::after(PageRequest::MAX_LIMIT, c),
+                        None => break,
+                    }
                 }
-            }
-            if format.json {
-                print(&json(&jobs)?)?;
-            } else {
-                print(&jobs_table(&jobs))?;
-            }
+                if format.json {
+                    print(&json(&jobs)?)?;
+                } else {
+                    print(&jobs_table(&jobs))?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Get { id, store, format } => {
-            let chill = engine(&store.store).await?;
-            let job = chill
-                .get_job(&parse_id(&id)?)
-                .await?
-                .ok_or(AppError::JobNotFound(id))?;
-            show_job(&job, format.json)?;
+            with_engine(&store.store, async |chill| {
+                let job = chill
+                    .get_job(&parse_id(&id)?)
+                    .await?
+                    .ok_or(AppError::JobNotFound(id))?;
+                show_job(&job, format.json)?;
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Create {
             fields,
             store,
             format,
         } => {
-            let chill = engine(&store.store).await?;
-            let job = chill.create_job(spec_from(fields)?).await?;
-            show_job(&job, format.json)?;
+            with_engine(&store.store, async |chill| {
+                let job = chill.create_job(spec_from(fields)?).await?;
+                show_job(&job, format.json)?;
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Update {
             id,
@@ -250,16 +266,19 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
             store,
             format,
         } => {
-            let chill = engine(&store.store).await?;
-            let id = parse_id(&id)?;
-            let current = chill
-                .get_job(&id)
-                .await?
-                .ok_or_else(|| AppError::JobNotFound(id.to_string()))?;
-            let job = chill
-                .update_job(&id, &patch_from(fields, &current)?)
-                .await?;
-            show_job(&job, format.json)?;
+            with_engine(&store.store, async |chill| {
+                let id = parse_id(&id)?;
+                let current = chill
+                    .get_job(&id)
+                    .await?
+                    .ok_or_else(|| AppError::JobNotFound(id.to_string()))?;
+                let job = chill
+                    .update_job(&id, &patch_from(fields, &current)?)
+                    .await?;
+                show_job(&job, format.json)?;
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Pause {
             id,
@@ -267,27 +286,36 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
             store,
             format,
         } => {
-            let chill = engine(&store.store).await?;
-            let job = chill.pause_job(&parse_id(&id)?, note).await?;
-            show_job(&job, format.json)?;
+            with_engine(&store.store, async |chill| {
+                let job = chill.pause_job(&parse_id(&id)?, note).await?;
+                show_job(&job, format.json)?;
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Resume { id, store, format } => {
-            let chill = engine(&store.store).await?;
-            let job = chill.resume_job(&parse_id(&id)?).await?;
-            show_job(&job, format.json)?;
+            with_engine(&store.store, async |chill| {
+                let job = chill.resume_job(&parse_id(&id)?).await?;
+                show_job(&job, format.json)?;
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Delete { id, hard, store } => {
-            let chill = engine(&store.store).await?;
-            let id = parse_id(&id)?;
-            if hard {
-                if !chill.purge_job(&id).await? {
-                    return Err(AppError::JobNotFound(id.to_string()));
+            with_engine(&store.store, async |chill| {
+                let id = parse_id(&id)?;
+                if hard {
+                    if !chill.purge_job(&id).await? {
+                        return Err(AppError::JobNotFound(id.to_string()));
+                    }
+                    print(&format!("deleted {id} and its history"))?;
+                } else {
+                    chill.delete_job(&id).await?;
+                    print(&format!("deleted {id} (history kept)"))?;
                 }
-                print(&format!("deleted {id} and its history"))?;
-            } else {
-                chill.delete_job(&id).await?;
-                print(&format!("deleted {id} (history kept)"))?;
-            }
+                Ok(())
+            })
+            .await?;
         }
         JobsCommand::Trigger {
             id,
@@ -352,37 +380,42 @@ async fn executions(command: ExecutionsCommand) -> Result<ExitCode, AppError> {
             store,
             format,
         } => {
-            let chill = engine(&store.store).await?;
-            let id = parse_id(&job_id)?;
-            if chill.get_job(&id).await?.is_none() {
-                return Err(AppError::JobNotFound(job_id));
-            }
-            let page = chill
-                .list_executions(&id, &PageRequest::first(limit))
-                .await?;
-            if format.json {
-                print(&json(&page.items)?)?;
-            } else {
-                print(&executions_table(&page.items))?;
-            }
+            with_engine(&store.store, async |chill| {
+                let id = parse_id(&job_id)?;
+                if chill.get_job(&id).await?.is_none() {
+                    return Err(AppError::JobNotFound(job_id));
+                }
+                let page = chill
+                    .list_executions(&id, &PageRequest::first(limit))
+                    .await?;
+                if format.json {
+                    print(&json(&page.items)?)?;
+                } else {
+                    print(&executions_table(&page.items))?;
+                }
+                Ok(())
+            })
+            .await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 async fn export(args: ExportArgs) -> Result<ExitCode, AppError> {
-    let chill = engine(&args.store.store).await?;
-    let jobs = transfer::export(&chill).await?;
-    let text = json(&jobs)?;
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, format!("{text}\n"))
-                .map_err(|e| AppError::io(format!("cannot write {}", path.display()), e))?;
-            eprintln!("exported {} jobs to {}", jobs.len(), path.display());
+    with_engine(&args.store.store, async |chill| {
+        let jobs = transfer::export(chill).await?;
+        let text = json(&jobs)?;
+        match &args.out {
+            Some(path) => {
+                std::fs::write(path, format!("{text}\n"))
+                    .map_err(|e| AppError::io(format!("cannot write {}", path.display()), e))?;
+                eprintln!("exported {} jobs to {}", jobs.len(), path.display());
+            }
+            None => print(&text)?,
         }
-        None => print(&text)?,
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }
 
 async fn import(args: ImportArgs) -> Result<ExitCode, AppError> {
@@ -393,21 +426,23 @@ async fn import(args: ImportArgs) -> Result<ExitCode, AppError> {
             .map_err(|e| AppError::io(format!("cannot read {}", args.file), e))?
     };
     let jobs = transfer::parse(&text)?;
-    let chill = engine(&args.store.store).await?;
-    let report = transfer::import(&chill, &jobs, args.dry_run).await?;
-    if args.format.json {
-        print(&json(&report)?)?;
-    } else {
-        let mut lines = Vec::new();
-        for (what, ids) in [
-            ("created", &report.created),
-            ("updated", &report.updated),
-            ("unchanged", &report.unchanged),
-        ] {
-            lines.extend(ids.iter().map(|id| format!("{what} {id}")));
+    with_engine(&args.store.store, async |chill| {
+        let report = transfer::import(chill, &jobs, args.dry_run).await?;
+        if args.format.json {
+            print(&json(&report)?)?;
+        } else {
+            let mut lines = Vec::new();
+            for (what, ids) in [
+                ("created", &report.created),
+                ("updated", &report.updated),
+                ("unchanged", &report.unchanged),
+            ] {
+                lines.extend(ids.iter().map(|id| format!("{what} {id}")));
+            }
+            lines.push(report.summary());
+            print(&lines.join("\n"))?;
         }
-        lines.push(report.summary());
-        print(&lines.join("\n"))?;
-    }
-    Ok(ExitCode::SUCCESS)
+        Ok(ExitCode::SUCCESS)
+    })
+    .await
 }

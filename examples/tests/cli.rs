@@ -118,6 +118,8 @@ async fn jobs_and_executions_commands() {
         "{\"team\": \"ops\"}",
     ]);
     let id = created["id"].as_str().unwrap().to_string();
+    // The command closed its store: the write-ahead log was folded into the file.
+    assert!(!db.dir.join("jobs.db-wal").exists());
     assert_eq!(created["timezone"], "Europe/Berlin");
     assert_eq!(created["tags"], json!(["daily", "ops"]));
     assert_eq!(created["retryPolicy"]["maxRetries"], 1);
@@ -515,6 +517,7 @@ async fn serve_without_an_ai_endpoint_runs_the_demo_and_stops_on_sigterm() {
         "{log:#?}"
     );
     assert!(log.iter().any(|l| l.ends_with("stopped")), "{log:#?}");
+    assert!(!db.dir.join("demo.db-wal").exists(), "the store was closed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
