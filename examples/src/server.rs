@@ -42,8 +42,9 @@ pub const IDE_PAGE: &str = include_str!("ide.html");
 /// socket: with 100 subscribers that zeroing was the server's largest cost per event.
 pub const WS_READ_BUFFER: usize = 4 * 1024;
 
-/// How long a shutdown waits for the WebSocket connections to close.
-pub const WEBSOCKETS_CLOSING: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for the WebSocket connections to close: a little longer than a
+/// closing connection waits for a client that does not read.
+pub const WEBSOCKETS_CLOSING: Duration = Duration::from_secs(12);
 
 /// What `chill serve` runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +107,8 @@ fn without_nagle(listener: TcpListener) -> impl Listener<Io = TcpStream, Addr = 
 
 /// The routes over an engine.
 pub fn router(chill: Chill) -> Router {
-    // No sender: the connections close when the host's server drops them.
+    // No sender: the connections never close on their own account; they end when the
+    // client leaves or the runtime stops (a host's graceful shutdown does not track them).
     let (_, closing) = watch::channel(false);
     routes(chill, SharedSubscriptions::new(), closing)
 }

@@ -3,8 +3,9 @@
 //! A hundred dashboards subscribed to `onExecutionEvent(jobId: X)` with the same selection
 //! would otherwise each receive every engine event, resolve the same selection over it and
 //! encode the same JSON. Here the first such subscription becomes the *source*: one task
-//! resolves its stream and encodes each result once; its *lanes* (tasks that the runtime's
-//! workers share) hand the encoded result (an `Arc<str>`) to every subscriber, a
+//! resolves its stream and encodes each result once; its *lanes* (the source's task itself,
+//! and tasks that the runtime's workers share) hand the encoded result (an `Arc<str>`) to
+//! every subscriber, a
 //! [`Subscriber`], which frames it for its socket and writes it there and then
 //! ([`super::outbox`]). A source ends when its last subscriber leaves, or when its stream ends
 //! (each subscriber is then told, after the last result).
@@ -138,6 +139,9 @@ struct Members {
     list: Vec<(u64, Arc<dyn Subscriber>)>,
     /// How many subscribers each lane has.
     counts: Vec<usize>,
+    /// Which lanes have a task of their own (started when they first have a result to
+    /// deliver): those end their subscribers themselves.
+    started: Vec<bool>,
     /// The subscribers of each lane, made when a lane delivers after a change.
     snapshots: Vec<Option<Snapshot>>,
     next: u64,
@@ -150,6 +154,7 @@ impl Members {
         Members {
             list: Vec::new(),
             counts: vec![0; lanes],
+            started: vec![false; lanes],
             snapshots: vec![None; lanes],
             next: 0,
             ended: false,
@@ -378,8 +383,9 @@ const LANE_BACKLOG: usize = 4096;
 /// when it first has a subscriber) that delivers, in order, every result to the subscribers
 /// of that lane. The runtime's workers take lanes from each other, and a hundred subscribers
 /// are written by all of them at once rather than by one after another. A subscriber stays in
-/// one lane, so its results keep their order; a source with one subscriber writes to it
-/// without a hop through another task.
+/// one lane, so its results keep their order; a source whose subscribers are all in its own
+/// lane (one subscriber, the first to join) writes to them without a hop through another
+/// task.
 async fn run_source(
     mut stream: BoxStream<'static, Response>,
     members: Arc<Mutex<Members>>,
@@ -409,6 +415,7 @@ async fn run_source(
                 let sender = sender.get_or_insert_with(|| {
                     let (sender, receiver) = mpsc::channel(LANE_BACKLOG);
                     tokio::spawn(run_lane(members.clone(), lane, receiver));
+                    guard.started[lane] = true;
                     sender
                 });
                 if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone()) {
@@ -446,8 +453,9 @@ async fn run_lane(
 }
 
 /// Ends a source however its task ends (its stream ended, it was aborted, a resolver
-/// panicked): no new subscriber may join it, and the subscribers of the source's own lane are
-/// ended. The other lanes then end theirs, after the results sent before.
+/// panicked): no new subscriber may join it, and the subscribers of the lanes without a task
+/// (the source's own, and any never started) are ended. The lanes' tasks then end theirs,
+/// after the results sent before.
 struct SourceEnd {
     members: Arc<Mutex<Members>>,
     sources: Weak<Mutex<Sources>>,
@@ -460,13 +468,20 @@ impl Drop for SourceEnd {
         if let Some(sources) = self.sources.upgrade() {
             forget(&sources, &self.key, self.id);
         }
-        let own = {
+        // The lanes without a task of their own: the source's, after the results it
+        // delivered, and those never started. The others end theirs when their channel closes.
+        let unstarted: Vec<Snapshot> = {
             let mut members = lock(&self.members);
             members.ended = true;
-            members.snapshot(0)
+            let lanes: Vec<usize> = (0..members.lanes())
+                .filter(|lane| !members.started[*lane])
+                .collect();
+            lanes
+                .into_iter()
+                .map(|lane| members.snapshot(lane))
+                .collect()
         };
-        // The source's own lane, after the results it delivered.
-        for subscriber in own.iter() {
+        for subscriber in unstarted.iter().flat_map(|lane| lane.iter()) {
             subscriber.end();
         }
     }
@@ -621,6 +636,23 @@ mod tests {
                 subscriber.next().await.is_none(),
                 "the end follows the results"
             );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_source_that_ends_before_any_result_ends_the_subscribers_of_every_lane() {
+        let shared = SharedSubscriptions::new();
+        let k = key("subscription { a }", serde_json::json!({})).unwrap();
+        let (tx, rx) = channel();
+        let mut subscribers = vec![Box::pin(shared.subscribe(k.clone(), rx))];
+        for _ in 0..5 {
+            subscribers.push(Box::pin(shared.subscribe(k.clone(), results(&[]))));
+        }
+        drop(tx);
+        for subscriber in &mut subscribers {
+            let ended =
+                tokio::time::timeout(std::time::Duration::from_secs(30), subscriber.next()).await;
+            assert!(matches!(ended, Ok(None)), "ended, not left waiting");
         }
     }
 
