@@ -15,6 +15,11 @@
 //! | `connection_terminate` | the connection closes |
 //! | a WebSocket close frame | a close frame in answer, then the connection ends |
 //! | anything that is not one of these | the connection closes (1002) with the parse error |
+//! | (the server shuts down) | the connection closes (1001, going away) |
+//!
+//! A shared subscription's results are written to the connection's socket by the
+//! subscription's own tasks ([`super::outbox`]); what the socket cannot take at once waits in
+//! the connection's queue, and while 4,096 messages wait there the client is not read from.
 //!
 //! Errors of an operation (an invalid document, a bad argument) come back in the `payload` of
 //! its `next` / `data` message, as a GraphQL response with `errors`, followed by `complete`.
