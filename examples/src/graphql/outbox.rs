@@ -241,16 +241,15 @@ impl Outbox {
         if state.queued.len() >= MAX_QUEUED {
             return Offered::Full;
         }
-        let message = message();
+        let mut message = message();
         if !state.has_work() {
             match state.write_now(message) {
                 Ok(()) if state.failed => return Offered::Closed,
                 Ok(()) => return Offered::Accepted,
-                Err(message) => state.queued.push_back((operation.tag, message)),
+                Err(unsent) => message = unsent,
             }
-        } else {
-            state.queued.push_back((operation.tag, message));
         }
+        state.queued.push_back((operation.tag, message));
         state.wake_task();
         Offered::Accepted
     }

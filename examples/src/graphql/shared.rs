@@ -139,9 +139,6 @@ struct Members {
     list: Vec<(u64, Arc<dyn Subscriber>)>,
     /// How many subscribers each lane has.
     counts: Vec<usize>,
-    /// Which lanes have a task of their own (started when they first have a result to
-    /// deliver): those end their subscribers themselves.
-    started: Vec<bool>,
     /// The subscribers of each lane, made when a lane delivers after a change.
     snapshots: Vec<Option<Snapshot>>,
     next: u64,
@@ -154,7 +151,6 @@ impl Members {
         Members {
             list: Vec::new(),
             counts: vec![0; lanes],
-            started: vec![false; lanes],
             snapshots: vec![None; lanes],
             next: 0,
             ended: false,
@@ -393,11 +389,8 @@ async fn run_source(
     key: SubscriptionKey,
     id: u64,
 ) {
-    let mut lanes: Vec<Option<mpsc::Sender<EncodedResponse>>> =
-        (0..lock(&members).lanes()).map(|_| None).collect();
-    // Declared after the lanes, so dropped before them: the source has ended (nobody joins)
-    // by the time a lane sees its channel close and ends its subscribers.
-    let _end = SourceEnd {
+    let mut end = SourceEnd {
+        lanes: (0..lock(&members).lanes()).map(|_| None).collect(),
         members: members.clone(),
         sources,
         key,
@@ -408,14 +401,13 @@ async fn run_source(
         let own = {
             let mut guard = lock(&members);
             // The other lanes first, so that other workers can take them meanwhile.
-            for (lane, sender) in lanes.iter_mut().enumerate().skip(1) {
+            for (lane, sender) in end.lanes.iter_mut().enumerate().skip(1) {
                 if guard.counts[lane] == 0 {
                     continue;
                 }
                 let sender = sender.get_or_insert_with(|| {
                     let (sender, receiver) = mpsc::channel(LANE_BACKLOG);
                     tokio::spawn(run_lane(members.clone(), lane, receiver));
-                    guard.started[lane] = true;
                     sender
                 });
                 if let Err(mpsc::error::TrySendError::Full(_)) = sender.try_send(json.clone()) {
@@ -457,6 +449,10 @@ async fn run_lane(
 /// (the source's own, and any never started) are ended. The lanes' tasks then end theirs,
 /// after the results sent before.
 struct SourceEnd {
+    /// The channel to each lane's task, once started (never for the source's own lane, the
+    /// first). Dropped after the source has ended, so a lane that sees its channel close
+    /// ends every subscriber it will ever have.
+    lanes: Vec<Option<mpsc::Sender<EncodedResponse>>>,
     members: Arc<Mutex<Members>>,
     sources: Weak<Mutex<Sources>>,
     key: SubscriptionKey,
@@ -473,12 +469,11 @@ impl Drop for SourceEnd {
         let unstarted: Vec<Snapshot> = {
             let mut members = lock(&self.members);
             members.ended = true;
-            let lanes: Vec<usize> = (0..members.lanes())
-                .filter(|lane| !members.started[*lane])
-                .collect();
-            lanes
-                .into_iter()
-                .map(|lane| members.snapshot(lane))
+            self.lanes
+                .iter()
+                .enumerate()
+                .filter(|(_, sender)| sender.is_none())
+                .map(|(lane, _)| members.snapshot(lane))
                 .collect()
         };
         for subscriber in unstarted.iter().flat_map(|lane| lane.iter()) {
