@@ -270,14 +270,45 @@ impl Pools {
                 if let Some(direct) = direct {
                     direct.close().await;
                 }
-                reader.close().await;
-                writer.close().await;
+                close_pool(reader).await;
+                close_pool(writer).await;
             }
             #[cfg(feature = "postgres")]
-            Pools::Postgres(p) => p.close().await,
+            Pools::Postgres(p) => close_pool(p).await,
             #[cfg(feature = "mysql")]
-            Pools::MySql(p) => p.close().await,
+            Pools::MySql(p) => close_pool(p).await,
         }
+    }
+}
+
+/// How long closing a pool waits for the connections sqlx's `Pool::close` left open.
+const CLOSE_STRAGGLERS: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Close `pool` and every connection of it.
+///
+/// sqlx 0.8's `Pool::close` can return with a connection still open (launchbadge/sqlx#3217,
+/// fixed after 0.8.6). A connection on its way back to the pool (a task sqlx spawns when the
+/// statement's caller lets go of it, which pings the connection before putting it back) can
+/// reach the idle queue after `close` last looked there, and nothing closes it then; and the
+/// permits `close` waits for can be counted twice. On a SQLite file, that connection keeps the
+/// last one `close` closed from folding the write-ahead log back into the file and removing
+/// it. So the pool is closed again, after a short pause, until no connection is left, for up
+/// to [`CLOSE_STRAGGLERS`]; a connection a caller still holds after that is logged and left.
+async fn close_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
+    pool.close().await;
+    let deadline = tokio::time::Instant::now() + CLOSE_STRAGGLERS;
+    let mut pause = std::time::Duration::from_millis(1);
+    while pool.size() > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                open = pool.size(),
+                "connections still open after their pool was closed"
+            );
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+        pool.close().await;
     }
 }
 

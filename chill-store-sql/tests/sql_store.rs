@@ -417,6 +417,36 @@ async fn sqlite_stores_opening_a_new_file_together_all_connect() {
     }
 }
 
+/// Closing a store on a SQLite file closes every connection, also one that a write or a read
+/// has just let go of (sqlx returns it to its pool in a task of its own): the last connection
+/// closed folds the write-ahead log back into the file and removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_sqlite_file_store_right_after_a_write_leaves_no_write_ahead_log() {
+    for round in 0..40 {
+        with_db(
+            Kind::SqliteFile,
+            "close_after_write",
+            move |db| async move {
+                let store = db.store().await;
+                let job = job_with(&format!("r{round}"), "p", round);
+                store.create_job(&job).await.unwrap();
+                store.close().await;
+                let path = db.url.strip_prefix("sqlite://").unwrap();
+                let wal = format!("{path}-wal");
+                assert!(
+                    !std::path::Path::new(&wal).exists(),
+                    "round {round}: {wal} is still there after close"
+                );
+                // Nothing was lost: the job is in the file itself.
+                let again = db.store().await;
+                assert_eq!(again.get_job(&job.id).await.unwrap(), Some(job));
+                again.close().await;
+            },
+        )
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn concurrent_connects_migrate_once() {
     for kind in Kind::all() {

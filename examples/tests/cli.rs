@@ -118,6 +118,8 @@ async fn jobs_and_executions_commands() {
         "{\"team\": \"ops\"}",
     ]);
     let id = created["id"].as_str().unwrap().to_string();
+    // The command closed its store: the write-ahead log was folded into the file.
+    assert!(!db.dir.join("jobs.db-wal").exists());
     assert_eq!(created["timezone"], "Europe/Berlin");
     assert_eq!(created["tags"], json!(["daily", "ops"]));
     assert_eq!(created["retryPolicy"]["maxRetries"], 1);
