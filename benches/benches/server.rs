@@ -22,10 +22,12 @@
 //!   take the server's CPU during the fan-out, as subscribers on other machines would not
 //!   (the kernel receive times are still those of the arrivals).
 //!
-//! Event times are taken against the engine's emit, observed two ways. The probe: a thread of
-//! its own, with a current-thread runtime, blocked in the engine's event stream
-//! (`Chill::subscribe`), notes when each `ExecutionStarted` reaches it (its own wake-up can come
-//! late on a loaded machine, which makes "emit → last" shorter, never longer). The traced emit:
+//! Event times are taken against the engine's emit, observed two ways. The probe (in the
+//! `trigger` phase only): a thread of its own, with a current-thread runtime, blocked in the
+//! engine's event stream (`Chill::subscribe`), notes when each `ExecutionStarted` reaches it (its
+//! own wake-up can come late on a loaded machine, which makes "emit → subscriber" shorter, never
+//! longer). It is not there during the fan-outs: woken at every emit, its thread would take one
+//! of the two vCPUs the server writes the 100 sockets with, which no server has. The traced emit:
 //! a `tracing` layer notes, in the engine's own thread, the executor's INFO event `execution
 //! started`, which comes just before the emit (a debug event and a clone of the execution in
 //! between): never late, so "emit (traced) → last" can only be longer than the truth, by those
@@ -143,10 +145,7 @@ fn main() {
             ChillOptions::default(),
         ))
         .unwrap_or_else(|e| panic!("starting the server: {e}"));
-    let probes = Probes {
-        subscriber: Probe::start(server.chill().subscribe()),
-        traced: Probe::traced(),
-    };
+    let traced = Probe::traced();
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,7 +155,7 @@ fn main() {
         "chill serve over HTTP and WebSocket: SQLite file, demo AI endpoint, load average before: {}",
         load_average()
     );
-    let report = client_rt.block_on(measure(&server, probes, &phases));
+    let report = client_rt.block_on(measure(&server, traced, &phases));
     println!();
     println!("| measurement | samples | min | p50 | p90 | p99 | max | mean |");
     println!("|---|---|---|---|---|---|---|---|");
@@ -198,7 +197,7 @@ impl Report {
 }
 
 /// Runs the measurements of `phases`, in order.
-async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report {
+async fn measure(server: &Server, mut traced: Probe, phases: &[&str]) -> Report {
     let gql = Gql::new(server);
     let mut report = Report::default();
 
@@ -209,7 +208,20 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
     let mut cpu_one = None;
     if phases.contains(&"trigger") {
         let one = subscribe(server, &jobs[0], 1).await;
-        let times = fan_out(&gql, &jobs[0], one, &mut probes, TRIGGERS, None).await;
+        // The probe's thread lives for this phase only: it wakes at every emit, and during a
+        // fan-out it would take one of the vCPUs the server writes the sockets with.
+        let mut probe = Probe::start(server.chill().subscribe());
+        let times = fan_out(
+            &gql,
+            &jobs[0],
+            one,
+            &mut traced,
+            Some(&mut probe),
+            TRIGGERS,
+            None,
+        )
+        .await;
+        drop(probe);
         report.row("triggerJob: HTTP response", times.response);
         report.row("triggerJob → `started` at the subscriber", times.to_last);
         report.row("  engine emit (probe) → subscriber", times.emit_to_last);
@@ -242,7 +254,7 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
         }
         let job = create_job(&gql, prompt).await;
         let many = subscribe(server, &job, SUBSCRIBERS).await;
-        let times = fan_out(&gql, &job, many, &mut probes, iterations, hold).await;
+        let times = fan_out(&gql, &job, many, &mut traced, None, iterations, hold).await;
         let held = if hold.is_some() {
             ", client reads held"
         } else {
@@ -256,14 +268,6 @@ async fn measure(server: &Server, mut probes: Probes, phases: &[&str]) -> Report
         report.row(
             format!("{label}: triggerJob → last `started`"),
             times.to_last,
-        );
-        report.row(
-            format!("{label}: engine emit (probe) → last"),
-            times.emit_to_last,
-        );
-        report.row(
-            format!("{label}: engine emit (probe) → in the last socket (kernel receive time)"),
-            times.emit_to_received,
         );
         report.row(
             format!("{label}: engine emit (traced) → last"),
@@ -467,14 +471,12 @@ struct FanOut {
     to_first: Stats,
     /// Trigger sent → the last subscriber has the event.
     to_last: Stats,
-    /// The engine's emit (the probe) → the last subscriber has the event.
+    /// The engine's emit (the probe, when one was given) → the last subscriber has the event.
     emit_to_last: Stats,
-    /// The engine's emit (the probe, wall clock) → the event's last TCP segment in the last
-    /// subscriber's socket (the kernel's receive time).
-    emit_to_received: Stats,
-    /// [`FanOut::emit_to_last`] from the traced emit.
+    /// The engine's emit (traced) → the last subscriber has the event.
     traced_to_last: Stats,
-    /// [`FanOut::emit_to_received`] from the traced emit.
+    /// The engine's emit (traced, wall clock) → the event's last TCP segment in the last
+    /// subscriber's socket (the kernel's receive time).
     traced_to_received: Stats,
     /// The traced emit → the event's last segment in the first subscriber's socket.
     traced_to_first_received: Stats,
@@ -488,12 +490,14 @@ struct FanOut {
 /// `started` event reaching every subscriber. With `hold`, the client's thread sleeps that long
 /// once it has the trigger's response, before it reads any subscriber: the events arrive in
 /// sockets nobody is reading yet, as they would at subscribers on other machines, and the
-/// server's fan-out has both vCPUs to itself (the kernel receive times are kept).
+/// server's fan-out has both vCPUs to itself (the kernel receive times are kept). The emit is
+/// taken from `traced`, and also from `probe` when one is given.
 async fn fan_out(
     gql: &Gql,
     job: &str,
     mut subscribers: Subscribers,
-    probes: &mut Probes,
+    traced: &mut Probe,
+    mut probe: Option<&mut Probe>,
     iterations: usize,
     hold: Option<Duration>,
 ) -> FanOut {
@@ -509,14 +513,15 @@ async fn fan_out(
     let id = execution_id(&text);
     subscribers.wait(&id, "started", n).await;
     subscribers.wait(&id, "finished", n).await;
-    probes.subscriber.emitted(&id).await;
-    probes.traced.emitted(&id).await;
+    if let Some(probe) = probe.as_deref_mut() {
+        probe.emitted(&id).await;
+    }
+    traced.emitted(&id).await;
 
     let mut response = Vec::with_capacity(iterations);
     let mut to_first = Vec::with_capacity(iterations);
     let mut to_last = Vec::with_capacity(iterations);
     let mut emit_to_last = Vec::with_capacity(iterations);
-    let mut emit_to_received = Vec::with_capacity(iterations);
     let mut traced_to_last = Vec::with_capacity(iterations);
     let mut traced_to_received = Vec::with_capacity(iterations);
     let mut traced_to_first_received = Vec::with_capacity(iterations);
@@ -538,10 +543,12 @@ async fn fan_out(
             first_received,
             last_received,
         } = subscribers.wait(&id, "started", n).await;
-        let emitted = probes.subscriber.emitted(&id).await;
-        let traced = probes.traced.emitted(&id).await;
+        if let Some(probe) = probe.as_deref_mut() {
+            let emitted = probe.emitted(&id).await;
+            emit_to_last.push(last.saturating_duration_since(emitted.at));
+        }
+        let traced = traced.emitted(&id).await;
         if let Some(received) = last_received {
-            emit_to_received.push(received.duration_since(emitted.wall).unwrap_or_default());
             traced_to_received.push(received.duration_since(traced.wall).unwrap_or_default());
         }
         if let Some(received) = first_received {
@@ -550,7 +557,6 @@ async fn fan_out(
         traced_to_last.push(last.saturating_duration_since(traced.at));
         to_first.push(first - sent);
         to_last.push(last - sent);
-        emit_to_last.push(last.saturating_duration_since(emitted.at));
         spread.push(last - first);
         // The next trigger after this run's end: the job's overlap policy would refuse it.
         subscribers.wait(&id, "finished", n).await;
@@ -565,7 +571,6 @@ async fn fan_out(
         to_first: Stats::of(to_first),
         to_last: Stats::of(to_last),
         emit_to_last: Stats::of(emit_to_last),
-        emit_to_received: Stats::of(emit_to_received),
         traced_to_last: Stats::of(traced_to_last),
         traced_to_received: Stats::of(traced_to_received),
         traced_to_first_received: Stats::of(traced_to_first_received),
@@ -749,12 +754,6 @@ async fn next_json(socket: &mut Socket) -> Value {
     }
 }
 
-/// The two observers of the engine's emits (see the module's docs).
-struct Probes {
-    subscriber: Probe,
-    traced: Probe,
-}
-
 /// Notes when each `ExecutionStarted` is emitted: as it reaches a subscriber of the engine's
 /// own event stream, on a thread of its own ([`Probe::start`]), or as the executor traces it
 /// ([`Probe::traced`]).
@@ -780,7 +779,12 @@ impl Probe {
                 .unwrap_or_else(|e| panic!("probe runtime: {e}"));
             rt.block_on(async move {
                 loop {
-                    match events.recv().await {
+                    // Ends as soon as the probe is dropped, not at the next event.
+                    let event = tokio::select! {
+                        event = events.recv() => event,
+                        () = tx.closed() => return,
+                    };
+                    match event {
                         Ok(Event::ExecutionStarted(e)) => {
                             let seen = Emitted {
                                 at: Instant::now(),
