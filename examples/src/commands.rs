@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chill_core::store::{JobFilter, PageRequest};
 use chill_core::{
-    AiClient, AiError, AiRequest, AiResponse, Chill, ChillOptions, Event, Job, JobId, JobPatch,
-    JobSpec, RetryPolicy, Schedule, SystemClock,
+    AiClient, AiError, AiRequest, AiResponse, Chill, ChillOptions, Event, Execution, Job, JobId,
+    JobPatch, JobSpec, RetryPolicy, Schedule, SystemClock,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -336,27 +336,20 @@ async fn trigger(
     as_json: bool,
 ) -> Result<ExitCode, AppError> {
     let id = parse_id(id)?;
-    let store = store_url::open_store(store).await?.store;
+    let opened = store_url::open_store(store).await?;
     let connected =
         ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
     let chill = Chill::new(
-        store,
+        opened.store.clone(),
         Arc::new(SystemClock),
         connected.client,
         ChillOptions::default(),
     );
-    let mut events = chill.subscribe();
-    let run = chill.trigger_job(&id).await?;
-    let finished = loop {
-        match events.recv().await {
-            Ok(Event::ExecutionFinished(e)) if e.id == run => break Ok(e),
-            Ok(_) | Err(chill_core::EventError::Lagged(_)) => {}
-            Err(e) => break Err(AppError::Execution(format!("execution {run}: {e}"))),
-        }
-    };
+    let finished = run_now(&chill, &id).await;
     if let Some(demo) = connected.demo {
         demo.shutdown().await;
     }
+    opened.close().await;
     let execution = finished?;
     if as_json {
         print(&json(&execution)?)?;
@@ -370,6 +363,31 @@ async fn trigger(
             ExitCode::FAILURE
         },
     )
+}
+
+/// How long `jobs trigger` waits, after its execution's `finished` event, for the execution's
+/// task to end before it closes the store.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Trigger job `id` and wait for its execution's `finished` event, then for this process's
+/// executions to end (for up to [`SETTLE`]): after the event, the execution's task may still
+/// write (pausing a job that keeps failing, starting a run it had buffered), and those writes
+/// should reach the store before it is closed.
+async fn run_now(chill: &Chill, id: &JobId) -> Result<Execution, AppError> {
+    let mut events = chill.subscribe();
+    let run = chill.trigger_job(id).await?;
+    let finished = loop {
+        match events.recv().await {
+            Ok(Event::ExecutionFinished(e)) if e.id == run => break e,
+            Ok(_) | Err(chill_core::EventError::Lagged(_)) => {}
+            Err(e) => return Err(AppError::Execution(format!("execution {run}: {e}"))),
+        }
+    };
+    let settle_until = tokio::time::Instant::now() + SETTLE;
+    while chill.running_executions() > 0 && tokio::time::Instant::now() < settle_until {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(finished)
 }
 
 async fn executions(command: ExecutionsCommand) -> Result<ExitCode, AppError> {

@@ -199,6 +199,8 @@ async fn jobs_and_executions_commands() {
         &ai.url(),
     ]);
     assert_eq!(run["status"], "success");
+    // The command closed its store once the execution's task had ended.
+    assert!(!db.dir.join("jobs.db-wal").exists());
     assert_eq!(run["trigger"], "manual");
     assert_eq!(run["response"]["result"], "answer: summarise");
     assert_eq!(ai.calls_of("summarise"), 1);
