@@ -293,7 +293,9 @@ const CLOSE_STRAGGLERS: std::time::Duration = std::time::Duration::from_secs(5);
 /// permits `close` waits for can be counted twice. On a SQLite file, that connection keeps the
 /// last one `close` closed from folding the write-ahead log back into the file and removing
 /// it. So the pool is closed again, after a short pause, until no connection is left, for up
-/// to [`CLOSE_STRAGGLERS`]; a connection a caller still holds after that is logged and left.
+/// to [`CLOSE_STRAGGLERS`] after the first `close`; what is still open then is logged and
+/// left. Like sqlx's own `close`, each `close` waits for the connections callers hold (the
+/// store's operations hold one only while they run).
 async fn close_pool<DB: sqlx::Database>(pool: &sqlx::Pool<DB>) {
     pool.close().await;
     let deadline = tokio::time::Instant::now() + CLOSE_STRAGGLERS;

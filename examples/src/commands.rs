@@ -336,9 +336,18 @@ async fn trigger(
     as_json: bool,
 ) -> Result<ExitCode, AppError> {
     let id = parse_id(id)?;
-    let opened = store_url::open_store(store).await?;
+    // The AI client first: a refused one then leaves no store open.
     let connected =
         ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
+    let opened = match store_url::open_store(store).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Some(demo) = connected.demo {
+                demo.shutdown().await;
+            }
+            return Err(e);
+        }
+    };
     let chill = Chill::new(
         opened.store.clone(),
         Arc::new(SystemClock),
@@ -365,14 +374,15 @@ async fn trigger(
     )
 }
 
-/// How long `jobs trigger` waits, after its execution's `finished` event, for the execution's
-/// task to end before it closes the store.
+/// How long `jobs trigger` waits, after its execution's `finished` event, for this process's
+/// executions to end before it closes the store.
 const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Trigger job `id` and wait for its execution's `finished` event, then for this process's
-/// executions to end (for up to [`SETTLE`]): after the event, the execution's task may still
-/// write (pausing a job that keeps failing, starting a run it had buffered), and those writes
-/// should reach the store before it is closed.
+/// executions to end, for up to [`SETTLE`]. After the event the execution's task may still
+/// write (it pauses a job that keeps failing), and when the finish started a run the job had
+/// buffered, that run executes here too: it gets the same time to end. What is still running
+/// then stops with the process, as before, and lease recovery takes it over.
 async fn run_now(chill: &Chill, id: &JobId) -> Result<Execution, AppError> {
     let mut events = chill.subscribe();
     let run = chill.trigger_job(id).await?;

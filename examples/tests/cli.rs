@@ -185,6 +185,19 @@ async fn jobs_and_executions_commands() {
     ]);
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("paused"), "{}", stderr(&refused));
+    // An AI endpoint that is refused stops the command before it opens (or creates) a store.
+    let elsewhere = db.dir.join("never.db");
+    let bad_ai = chill(&[
+        "jobs",
+        "trigger",
+        &id,
+        "--store",
+        &format!("sqlite://{}", elsewhere.display()),
+        "--claude-url",
+        "not a url",
+    ]);
+    assert!(!bad_ai.status.success());
+    assert!(!elsewhere.exists());
     let resumed = ok_json(&["jobs", "resume", &id, "--store", s, "--json"]);
     assert_eq!(resumed["enabled"], true);
 
