@@ -115,11 +115,20 @@ async fn with_engine<T>(
     url: &str,
     work: impl AsyncFnOnce(&Chill) -> Result<T, AppError>,
 ) -> Result<T, AppError> {
+    with_engine_calling(url, Arc::new(NoAi), work).await
+}
+
+/// [`with_engine`] with an engine that calls `ai`.
+async fn with_engine_calling<T>(
+    url: &str,
+    ai: Arc<dyn AiClient>,
+    work: impl AsyncFnOnce(&Chill) -> Result<T, AppError>,
+) -> Result<T, AppError> {
     let opened = store_url::open_store(url).await?;
     let chill = Chill::new(
         opened.store.clone(),
         Arc::new(SystemClock),
-        Arc::new(NoAi),
+        ai,
         ChillOptions::default(),
     );
     let result = work(&chill).await;
@@ -339,26 +348,13 @@ async fn trigger(
     // The AI client first: a refused one then leaves no store open.
     let connected =
         ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
-    let opened = match store_url::open_store(store).await {
-        Ok(opened) => opened,
-        Err(e) => {
-            if let Some(demo) = connected.demo {
-                demo.shutdown().await;
-            }
-            return Err(e);
-        }
-    };
-    let chill = Chill::new(
-        opened.store.clone(),
-        Arc::new(SystemClock),
-        connected.client,
-        ChillOptions::default(),
-    );
-    let finished = run_now(&chill, &id).await;
+    let finished = with_engine_calling(store, connected.client, async |chill| {
+        run_now(chill, &id).await
+    })
+    .await;
     if let Some(demo) = connected.demo {
         demo.shutdown().await;
     }
-    opened.close().await;
     let execution = finished?;
     if as_json {
         print(&json(&execution)?)?;
