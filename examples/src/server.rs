@@ -210,6 +210,23 @@ impl Server {
         metrics::prometheus();
         let store = store_url::open_store(&config.store_url).await?;
         tracing::info!(store = %store_url::redacted(&config.store_url), "store opened");
+        match Server::start_over(store.clone(), config, options).await {
+            Ok(server) => Ok(server),
+            Err(e) => {
+                // Not started (no AI endpoint, the address taken, ...): nothing keeps the
+                // store's connections open.
+                store.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The rest of [`Server::start_with`], over the opened `store`.
+    async fn start_over(
+        store: OpenedStore,
+        config: ServeConfig,
+        options: ChillOptions,
+    ) -> Result<Server, AppError> {
         let connected = ai::connect(&config.ai).await?;
         let chill = Chill::new(
             store.store.clone(),

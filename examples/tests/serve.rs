@@ -558,3 +558,25 @@ async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_fails_after_the_store_opened_closes_the_store() {
+    let ai = AiServer::start().await;
+    let db = TempDb::new("start_fails");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = chill_examples::Server::start(chill_examples::ServeConfig {
+        store_url: db.url("chill.db"),
+        listen: taken.local_addr().unwrap().to_string(),
+        ai: chill_examples::AiChoice::Query(ai.url()),
+        demo_jobs: true,
+    })
+    .await;
+    let error = started.expect_err("the address is taken").to_string();
+    assert!(error.contains("cannot listen"), "{error}");
+    // The store was opened (and migrated) before the listener failed, then closed.
+    assert!(db.dir.join("chill.db").exists());
+    assert!(
+        !db.dir.join("chill.db-wal").exists(),
+        "the store was left open"
+    );
+}
