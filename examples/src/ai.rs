@@ -13,7 +13,8 @@ use crate::demo_ai::DemoAi;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AiChoice {
-    /// A `/query` endpoint at this URL (`CLAUDE_API_URL`).
+    /// A `/query` endpoint at this URL (`CLAUDE_API_URL`), with the API key and default
+    /// timeout of `CLAUDE_API_KEY` and `CLAUDE_API_TIMEOUT` (milliseconds) when they are set.
     Query(String),
     /// The Anthropic Messages API, configured from `ANTHROPIC_API_KEY` (and optionally
     /// `ANTHROPIC_BASE_URL`, `ANTHROPIC_MODEL`).
@@ -54,12 +55,26 @@ impl std::fmt::Debug for ConnectedAi {
     }
 }
 
+/// The `/query` endpoint at `url`, with the rest of its settings (`CLAUDE_API_KEY`,
+/// `CLAUDE_API_TIMEOUT`) read through `lookup`: the URL given on the command line wins over
+/// `CLAUDE_API_URL`.
+fn query_config(
+    url: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<QueryConfig, chill_claude::ConfigError> {
+    QueryConfig::from_lookup(|name| match name {
+        "CLAUDE_API_URL" => Some(url.to_string()),
+        _ => lookup(name),
+    })
+}
+
 /// Build the client for a choice; for [`AiChoice::Demo`], start the demo endpoint first and
 /// say so loudly in the log.
 pub async fn connect(choice: &AiChoice) -> Result<ConnectedAi, AppError> {
     match choice {
         AiChoice::Query(url) => {
-            let client = QueryClient::new(QueryConfig::new(url)?)?;
+            let config = query_config(url, |name| std::env::var(name).ok())?;
+            let client = QueryClient::new(config)?;
             tracing::info!(url = %url, "AI endpoint: /query");
             Ok(ConnectedAi {
                 client: Arc::new(client),
@@ -89,5 +104,44 @@ pub async fn connect(choice: &AiChoice) -> Result<ConnectedAi, AppError> {
                 demo: Some(demo),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_endpoint_takes_its_key_and_timeout_from_the_environment() {
+        let env = |name: &str| match name {
+            "CLAUDE_API_URL" => Some("http://elsewhere:1/query".to_string()),
+            "CLAUDE_API_KEY" => Some("secret".to_string()),
+            "CLAUDE_API_TIMEOUT" => Some("1500".to_string()),
+            _ => None,
+        };
+        let config = query_config("http://127.0.0.1:3000", env).unwrap();
+        assert_eq!(config.url().as_str(), "http://127.0.0.1:3000/query");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("api_key: Some"), "{shown}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert_eq!(config.http().timeout.as_millis(), 1500);
+    }
+
+    #[test]
+    fn a_bad_timeout_is_an_error_naming_the_variable() {
+        let env = |name: &str| (name == "CLAUDE_API_TIMEOUT").then(|| "soon".to_string());
+        let error = query_config("http://127.0.0.1:3000", env).unwrap_err();
+        assert!(error.to_string().contains("CLAUDE_API_TIMEOUT"), "{error}");
+    }
+
+    #[test]
+    fn without_the_variables_there_is_no_key_and_the_default_timeout() {
+        let config = query_config("http://127.0.0.1:3000/query", |_| None).unwrap();
+        let shown = format!("{config:?}");
+        assert!(shown.contains("api_key: None"), "{shown}");
+        assert_eq!(
+            config.http().timeout,
+            chill_claude::HttpOptions::default().timeout
+        );
     }
 }

@@ -243,6 +243,9 @@ pub enum JobsCommand {
         /// The store.
         #[command(flatten)]
         store: StoreArg,
+        /// Output format (JSON: `{"id": …, "deleted": "soft" | "hard"}`).
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Run a job now and wait for the execution to end.
     Trigger {

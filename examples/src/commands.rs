@@ -310,16 +310,27 @@ async fn jobs(command: JobsCommand) -> Result<ExitCode, AppError> {
             })
             .await?;
         }
-        JobsCommand::Delete { id, hard, store } => {
+        JobsCommand::Delete {
+            id,
+            hard,
+            store,
+            format,
+        } => {
             with_engine(&store.store, async |chill| {
                 let id = parse_id(&id)?;
                 if hard {
                     if !chill.purge_job(&id).await? {
                         return Err(AppError::JobNotFound(id.to_string()));
                     }
-                    print(&format!("deleted {id} and its history"))?;
                 } else {
                     chill.delete_job(&id).await?;
+                }
+                if format.json {
+                    let deleted = if hard { "hard" } else { "soft" };
+                    print(&json(&serde_json::json!({"id": id, "deleted": deleted}))?)?;
+                } else if hard {
+                    print(&format!("deleted {id} and its history"))?;
+                } else {
                     print(&format!("deleted {id} (history kept)"))?;
                 }
                 Ok(())
