@@ -1,5 +1,6 @@
 //! The Prometheus recorder for the `metrics` facade: whatever the library and this server
-//! record is rendered as Prometheus text on `GET /metrics`.
+//! record is rendered as Prometheus text on `GET /metrics`, with the descriptions (`# HELP`)
+//! of the library's metrics ([`chill_core::telemetry::describe_metrics`]) and of this server's.
 
 use std::sync::OnceLock;
 
@@ -12,7 +13,8 @@ pub const WEBSOCKETS_OPEN: &str = "chill_server_websockets_open";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// The process's Prometheus recorder, installed as the global `metrics` recorder on first use.
+/// The process's Prometheus recorder, installed as the global `metrics` recorder on first use,
+/// with the descriptions of the library's metrics and of this server's registered.
 ///
 /// If another global recorder was installed first, the handle renders only what is recorded
 /// through it (nothing), and a warning says so.
@@ -26,6 +28,7 @@ pub fn prometheus() -> PrometheusHandle {
                     "a global metrics recorder was installed before the Prometheus one; /metrics will be empty"
                 );
             }
+            chill_core::telemetry::describe_metrics();
             ::metrics::describe_counter!(GRAPHQL_REQUESTS, "GraphQL requests served over HTTP");
             ::metrics::describe_gauge!(WEBSOCKETS_OPEN, "Open GraphQL WebSocket connections");
             handle

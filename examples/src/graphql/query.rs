@@ -142,8 +142,13 @@ impl QueryRoot {
             }
         };
         let tz = timezone.as_deref().unwrap_or("UTC");
-        let parsed = chill_core::Schedule::parse_in(&schedule, tz)
-            .map_err(|e| invalid(chill_core::ValidationError::new("schedule", e.to_string())))?;
+        let parsed = chill_core::Schedule::parse_in(&schedule, tz).map_err(|e| {
+            let field = match e {
+                chill_core::ScheduleError::UnknownTimeZone(_) => "timezone",
+                _ => "schedule",
+            };
+            invalid(chill_core::ValidationError::new(field, e.to_string()))
+        })?;
         let after = after.unwrap_or_else(Utc::now);
         let runs = parsed.upcoming(after).take(count).collect();
         Ok(runs)

@@ -124,6 +124,128 @@ pub async fn start_server(db: &TempDb, ai: &AiServer) -> chill_examples::Server 
     .unwrap()
 }
 
+/// The introspection query of every type with its fields, their arguments and types: what
+/// [`selection`] reads.
+pub const SCHEMA_TYPES: &str = "{ __schema { types { name kind fields { name args { name } \
+    type { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } }";
+
+/// The types that are read from the store through a relation (`Job.executions`,
+/// `JobExecution.job`): a selection does not follow them.
+const RELATIONS: &[&str] = &["Job", "JobExecution"];
+
+/// The innermost named type of a field's type (`[String!]!` → `String`).
+fn named_type(ty: &Value) -> &Value {
+    match ty["kind"].as_str() {
+        Some("NON_NULL" | "LIST") => named_type(&ty["ofType"]),
+        _ => ty,
+    }
+}
+
+/// A selection of every field of `type_name`, nested objects with all their fields, from the
+/// answer to [`SCHEMA_TYPES`] (`data.__schema.types`). Fields that take arguments and fields
+/// that lead to another job or execution (a relation) are left out. Built from the schema, so
+/// a field added later is selected too.
+pub fn selection(types: &Value, type_name: &str) -> String {
+    let ty = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == type_name)
+        .unwrap_or_else(|| panic!("no type {type_name} in the schema"));
+    let mut parts = Vec::new();
+    for field in ty["fields"].as_array().unwrap() {
+        if !field["args"].as_array().unwrap().is_empty() {
+            continue;
+        }
+        let name = field["name"].as_str().unwrap();
+        let named = named_type(&field["type"]);
+        match (
+            named["kind"].as_str().unwrap(),
+            named["name"].as_str().unwrap(),
+        ) {
+            ("OBJECT", inner) if RELATIONS.contains(&inner) => {}
+            ("OBJECT" | "INTERFACE", inner) => {
+                parts.push(format!("{name} {{ {} }}", selection(types, inner)));
+            }
+            _ => parts.push(name.to_string()),
+        }
+    }
+    parts.join(" ")
+}
+
+/// The names of the fields of `type_name` (all of them, relations and fields with arguments
+/// included), from the answer to [`SCHEMA_TYPES`].
+pub fn field_names(types: &Value, type_name: &str) -> std::collections::BTreeSet<String> {
+    types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == type_name)
+        .unwrap_or_else(|| panic!("no type {type_name} in the schema"))["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `value` with every string that is an RFC 3339 instant written one way (`Z`, no trailing
+/// zeros), so that instants compare as instants whatever their spelling (`+00:00`, `Z`).
+pub fn canonical(value: &Value) -> Value {
+    match value {
+        Value::String(s) => match s.parse::<chrono::DateTime<chrono::Utc>>() {
+            Ok(t) => Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Err(_) => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), canonical(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `value` (an object) without `keys`.
+pub fn without(value: &Value, keys: &[&str]) -> Value {
+    let mut object = value.as_object().expect("an object").clone();
+    for key in keys {
+        assert!(object.remove(*key).is_some(), "no field {key} in {value}");
+    }
+    Value::Object(object)
+}
+
+/// The keys whose values differ between two objects (a key missing on one side counts).
+pub fn changed_keys(before: &Value, after: &Value) -> std::collections::BTreeSet<String> {
+    let (b, a) = (before.as_object().unwrap(), after.as_object().unwrap());
+    b.keys()
+        .chain(a.keys())
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// Polls `check` until it gives a value, failing the test after [`PATIENCE`] (a hang guard).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A GraphQL client over HTTP.
 pub struct Gql {
     pub base: String,
@@ -161,6 +283,12 @@ impl Gql {
             "unexpected errors: {response}"
         );
         response["data"].clone()
+    }
+
+    /// A selection of every field of a type (see [`selection`]), from the server's schema.
+    pub async fn selection(&self, type_name: &str) -> String {
+        let data = self.data(SCHEMA_TYPES, json!({})).await;
+        selection(&data["__schema"]["types"], type_name)
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
