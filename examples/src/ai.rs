@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chill_claude::{MessagesClient, QueryClient, QueryConfig};
-use chill_core::AiClient;
+use chill_core::{AiClient, AiError, AiRequest, AiResponse};
 
 use crate::AppError;
 use crate::demo_ai::DemoAi;
@@ -36,6 +37,37 @@ impl AiChoice {
             None if std::env::var_os("ANTHROPIC_API_KEY").is_some() => AiChoice::Anthropic,
             None => AiChoice::Demo,
         }
+    }
+}
+
+/// The AI client of an engine that runs no execution (a CLI command that only reads or
+/// writes jobs, a schema built for introspection): every call is refused as an invalid
+/// request, which is not retried.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use chill_core::{AiClient, AiRequest, ExecutionId, Job, JobSpec, RequestPayload};
+/// use chill_examples::ai::NoAi;
+/// let job = Job::create(JobSpec::new("n", "p", "@daily"), chrono::Utc::now()).unwrap();
+/// let request = AiRequest {
+///     payload: RequestPayload::for_job(&job),
+///     timeout: std::time::Duration::from_secs(job.timeout.into()),
+///     job_id: job.id,
+///     execution_id: ExecutionId::new_manual(),
+/// };
+/// assert!(NoAi.call(&request).await.is_err());
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoAi;
+
+#[async_trait]
+impl AiClient for NoAi {
+    async fn call(&self, _request: &AiRequest) -> Result<AiResponse, AiError> {
+        Err(AiError::InvalidRequest {
+            status: None,
+            message: "this engine runs no execution".into(),
+        })
     }
 }
 

@@ -3,15 +3,14 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chill_core::store::{JobFilter, PageRequest};
 use chill_core::{
-    AiClient, AiError, AiRequest, AiResponse, Chill, ChillOptions, Event, Execution, Job, JobId,
-    JobPatch, JobSpec, RetryPolicy, Schedule, SystemClock,
+    AiClient, Chill, ChillOptions, Event, Execution, Job, JobId, JobPatch, JobSpec, RetryPolicy,
+    Schedule, SystemClock,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::ai::{self, AiChoice};
+use crate::ai::{self, AiChoice, NoAi};
 use crate::cli::{
     AiArgs, Command, ExecutionsCommand, ExportArgs, ImportArgs, JobFields, JobsCommand, NextArgs,
     ValidateArgs,
@@ -93,19 +92,6 @@ fn validate(args: &ValidateArgs) -> Result<ExitCode, AppError> {
             eprintln!("schedule: {e}");
             Ok(ExitCode::FAILURE)
         }
-    }
-}
-
-/// The AI client of commands that never run an execution.
-struct NoAi;
-
-#[async_trait]
-impl AiClient for NoAi {
-    async fn call(&self, _request: &AiRequest) -> Result<AiResponse, AiError> {
-        Err(AiError::InvalidRequest {
-            status: None,
-            message: "this command runs no execution".into(),
-        })
     }
 }
 

@@ -61,6 +61,17 @@ pub enum AppError {
     /// An import file had invalid entries; nothing was imported.
     #[error("{} invalid entr{} in the import; nothing was imported:\n{}", .0.len(), if .0.len() == 1 { "y" } else { "ies" }, .0.join("\n"))]
     InvalidImport(Vec<String>),
+    /// A write of an import failed; the writes made before it were undone (or, where that
+    /// failed too, are listed).
+    #[error("the import stopped at job {job}: {error}; {undo}")]
+    ImportStopped {
+        /// The job whose write failed.
+        job: String,
+        /// Why it failed.
+        error: String,
+        /// What became of the writes made before: undone, or which could not be.
+        undo: String,
+    },
     /// A job named by id does not exist.
     #[error("job {0} not found")]
     JobNotFound(String),

@@ -4,7 +4,10 @@
 //! configuration, statistics, audit). Importing it creates the jobs a store lacks (with their
 //! statistics), updates those whose configuration differs, and leaves the rest unchanged.
 //! Every entry is checked before anything is written: one invalid entry and nothing is
-//! imported. A created job whose next run has passed gets its next slot after now.
+//! imported. Should a write fail all the same (the store goes away, another writer changes a
+//! job meanwhile), the writes made before it are undone: created jobs purged, updated ones
+//! given their configuration back. A created job whose next run has passed gets its next
+//! slot after now.
 
 use std::collections::HashSet;
 
@@ -183,11 +186,11 @@ fn prepared(job: &Job) -> Result<Job, AppError> {
 }
 
 /// Import jobs: plan every entry first (a job soft-deleted in the store is a problem that
-/// stops the import), then write unless `dry_run`.
+/// stops the import), then write unless `dry_run`. A failed write undoes the ones before it.
 pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<ImportReport, AppError> {
     enum Plan<'a> {
         Create(Box<Job>),
-        Update(&'a Job),
+        Update { job: &'a Job, existing: Box<Job> },
         Unchanged,
     }
     let mut plans = Vec::with_capacity(jobs.len());
@@ -202,7 +205,13 @@ pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<Import
             Some(existing) if spec_of(&existing) == spec_of(job) => {
                 plans.push((job.id, Plan::Unchanged));
             }
-            Some(_) => plans.push((job.id, Plan::Update(job))),
+            Some(existing) => plans.push((
+                job.id,
+                Plan::Update {
+                    job,
+                    existing: Box::new(existing),
+                },
+            )),
         }
     }
     if !problems.is_empty() {
@@ -212,22 +221,162 @@ pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<Import
         dry_run,
         ..ImportReport::default()
     };
+    let mut written = Vec::new();
     for (id, plan) in plans {
-        match plan {
+        let outcome = match plan {
             Plan::Create(job) => {
-                if !dry_run {
-                    chill.store().create_job(&job).await?;
-                }
                 report.created.push(id);
-            }
-            Plan::Update(job) => {
-                if !dry_run {
-                    chill.update_job(&id, &patch_of(job)).await?;
+                if dry_run {
+                    continue;
                 }
-                report.updated.push(id);
+                // A create whose reply was lost may have happened: undone all the same.
+                written.push(Undo::Purge(id));
+                chill
+                    .store()
+                    .create_job(&job)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            Plan::Unchanged => report.unchanged.push(id),
+            Plan::Update { job, existing } => {
+                report.updated.push(id);
+                if dry_run {
+                    continue;
+                }
+                written.push(Undo::Restore(existing));
+                chill
+                    .update_job(&id, &patch_of(job))
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+            Plan::Unchanged => {
+                report.unchanged.push(id);
+                continue;
+            }
+        };
+        if let Err(error) = outcome {
+            return Err(AppError::ImportStopped {
+                job: id.to_string(),
+                error,
+                undo: undo(chill, written).await,
+            });
         }
     }
     Ok(report)
+}
+
+/// How to take back one write of an import.
+enum Undo {
+    /// The job was created: purge it.
+    Purge(JobId),
+    /// The job was updated: give it this configuration back.
+    Restore(Box<Job>),
+}
+
+/// Takes back `written`, newest first; says what became of them.
+async fn undo(chill: &Chill, written: Vec<Undo>) -> String {
+    let total = written.len();
+    let mut failed = Vec::new();
+    for write in written.into_iter().rev() {
+        let (id, result) = match write {
+            Undo::Purge(id) => (id, chill.purge_job(&id).await.map(drop)),
+            Undo::Restore(job) => (
+                job.id,
+                chill.update_job(&job.id, &patch_of(&job)).await.map(drop),
+            ),
+        };
+        if let Err(e) = result {
+            failed.push(format!("{id}: {e}"));
+        }
+    }
+    let writes = if total == 1 {
+        "the one write".to_string()
+    } else {
+        format!("the {total} writes")
+    };
+    if failed.is_empty() {
+        format!("{writes} made by this import undone")
+    } else {
+        format!(
+            "{} of {writes} made by this import could not be undone:\n{}",
+            failed.len(),
+            failed.join("\n")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chill_core::testkit::{Faults, FaultyStore};
+    use chill_core::{ChillOptions, JobSpec, MemoryStore, Store, SystemClock};
+
+    use super::*;
+    use crate::ai::NoAi;
+
+    #[tokio::test]
+    async fn a_write_that_fails_undoes_the_writes_before_it() {
+        let faulty = Arc::new(FaultyStore::new(
+            Arc::new(MemoryStore::new()),
+            Arc::new(SystemClock),
+            Faults::NONE,
+            1,
+        ));
+        let chill = Chill::new(
+            faulty.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoAi),
+            ChillOptions::default(),
+        );
+        let kept = chill
+            .create_job(JobSpec::new("kept", "p", "@daily"))
+            .await
+            .unwrap();
+        let mut changed = kept.clone();
+        changed.name = "changed by the import".into();
+        changed.tags = vec!["imported".into()];
+        let mut created = Job::create(JobSpec::new("new", "q", "@hourly"), Utc::now()).unwrap();
+        created.total_runs = 3;
+        // The create takes effect and then reports an error, as when a connection drops
+        // during the commit.
+        faulty.lose_next_reply("create_job");
+
+        let error = import(&chill, &[changed, created.clone()], false)
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains(&created.id.to_string()), "{message}");
+        assert!(
+            message.contains("the 2 writes made by this import undone"),
+            "{message}"
+        );
+        assert!(
+            chill.get_job(&created.id).await.unwrap().is_none(),
+            "the created job is purged"
+        );
+        let restored = chill.get_job(&kept.id).await.unwrap().unwrap();
+        assert_eq!(
+            spec_of(&restored),
+            spec_of(&kept),
+            "the updated job has its configuration back"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_writes_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let chill = Chill::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            Arc::new(NoAi),
+            ChillOptions::default(),
+        );
+        let job = Job::create(JobSpec::new("new", "q", "@hourly"), Utc::now()).unwrap();
+        let report = import(&chill, std::slice::from_ref(&job), true)
+            .await
+            .unwrap();
+        assert_eq!(report.created, [job.id]);
+        assert!(store.get_job(&job.id).await.unwrap().is_none());
+    }
 }

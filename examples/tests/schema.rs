@@ -10,30 +10,20 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use chill_core::{
-    AiClient, AiError, AiRequest, AiResponse, Blackout, Budget, CatchUpPolicy, Chill, ChillOptions,
-    DstPolicy, Execution, ExecutionId, ExecutionResponse, ExecutionStatus, Job, JobSpec,
-    MemoryStore, OverlapPolicy, RepeatedTime, RetryPolicy, SkippedTime, Spend, Store, SystemClock,
+    Blackout, Budget, CatchUpPolicy, Chill, ChillOptions, DstPolicy, Execution, ExecutionId,
+    ExecutionResponse, ExecutionStatus, Job, JobSpec, MemoryStore, OverlapPolicy, RepeatedTime,
+    RetryPolicy, SkippedTime, Spend, Store, SystemClock,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
-
-struct NoAi;
-
-#[async_trait]
-impl AiClient for NoAi {
-    async fn call(&self, _: &AiRequest) -> Result<AiResponse, AiError> {
-        Ok(AiResponse::default())
-    }
-}
 
 /// `Type.field` → its type, `Type.field(arg)` → the argument's type, as GraphQL writes them.
 async fn signatures() -> HashMap<String, String> {
     let chill = Chill::new(
         Arc::new(MemoryStore::new()),
         Arc::new(SystemClock),
-        Arc::new(NoAi),
+        Arc::new(chill_examples::ai::NoAi),
         ChillOptions::default(),
     );
     let schema = chill_examples::graphql::schema(chill);
@@ -376,7 +366,7 @@ async fn every_field_of_the_job_and_execution_models_is_exposed() {
     let chill = Chill::new(
         store.clone(),
         Arc::new(SystemClock),
-        Arc::new(NoAi),
+        Arc::new(chill_examples::ai::NoAi),
         ChillOptions::default(),
     );
     let schema = chill_examples::graphql::schema(chill);

@@ -495,19 +495,6 @@ async fn ide_page_health_and_prometheus_metrics() {
     server.shutdown().await;
 }
 
-/// An AI client for an engine that never runs anything.
-struct NoAi;
-
-#[async_trait::async_trait]
-impl chill_core::AiClient for NoAi {
-    async fn call(
-        &self,
-        _: &chill_core::AiRequest,
-    ) -> Result<chill_core::AiResponse, chill_core::AiError> {
-        Ok(chill_core::AiResponse::default())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_answers_503_while_the_store_is_unreachable() {
     use chill_core::testkit::{Faults, FaultyStore};
@@ -520,7 +507,7 @@ async fn healthz_answers_503_while_the_store_is_unreachable() {
     let chill = chill_core::Chill::new(
         store.clone(),
         Arc::new(chill_core::SystemClock),
-        Arc::new(NoAi),
+        Arc::new(chill_examples::ai::NoAi),
         chill_core::ChillOptions::default(),
     );
     // The server's routes over that engine, served as `chill serve` serves them.
