@@ -11,12 +11,13 @@ use crate::AppError;
 use crate::demo_ai::DemoAi;
 
 /// The AI endpoint to use.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum AiChoice {
-    /// A `/query` endpoint at this URL (`CLAUDE_API_URL`), with the API key and default
-    /// timeout of `CLAUDE_API_KEY` and `CLAUDE_API_TIMEOUT` (milliseconds) when they are set.
-    Query(String),
+    /// The requirements' `/query` endpoint: its URL, and its API key and default timeout when
+    /// it has them ([`AiChoice::from_args`] reads them from `CLAUDE_API_KEY` and
+    /// `CLAUDE_API_TIMEOUT`). Its `Debug` never shows the key.
+    Query(Box<QueryConfig>),
     /// The Anthropic Messages API, configured from `ANTHROPIC_API_KEY` (and optionally
     /// `ANTHROPIC_BASE_URL`, `ANTHROPIC_MODEL`).
     Anthropic,
@@ -25,18 +26,40 @@ pub enum AiChoice {
 }
 
 impl AiChoice {
-    /// The choice from the command line: `--anthropic` wins, then `--claude-url`
-    /// (`CLAUDE_API_URL`), then an `ANTHROPIC_API_KEY` in the environment, else the demo
-    /// endpoint.
-    pub fn from_args(claude_url: Option<String>, anthropic: bool) -> AiChoice {
+    /// A `/query` endpoint at `url` (a base, to which `/query` is appended, or the full
+    /// endpoint), without an API key.
+    ///
+    /// ```
+    /// use chill_examples::AiChoice;
+    /// assert!(AiChoice::query("http://127.0.0.1:3000/query").is_ok());
+    /// assert!(AiChoice::query("not a url").is_err());
+    /// ```
+    pub fn query(url: &str) -> Result<AiChoice, AppError> {
+        Ok(AiChoice::Query(Box::new(QueryConfig::new(url)?)))
+    }
+
+    /// The choice from the command line and the process environment: `--anthropic` wins,
+    /// then `--claude-url` (`CLAUDE_API_URL`) with `CLAUDE_API_KEY` and `CLAUDE_API_TIMEOUT`,
+    /// then an `ANTHROPIC_API_KEY`, else the demo endpoint. A URL or a variable that cannot
+    /// be used is an error naming it.
+    pub fn from_args(claude_url: Option<String>, anthropic: bool) -> Result<AiChoice, AppError> {
+        AiChoice::from_lookup(claude_url, anthropic, |name| std::env::var(name).ok())
+    }
+
+    /// [`AiChoice::from_args`], reading the environment through `lookup`.
+    fn from_lookup(
+        claude_url: Option<String>,
+        anthropic: bool,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<AiChoice, AppError> {
         if anthropic {
-            return AiChoice::Anthropic;
+            return Ok(AiChoice::Anthropic);
         }
-        match claude_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) => AiChoice::Query(url),
-            None if std::env::var_os("ANTHROPIC_API_KEY").is_some() => AiChoice::Anthropic,
+        Ok(match claude_url.filter(|u| !u.trim().is_empty()) {
+            Some(url) => AiChoice::Query(Box::new(query_config(&url, lookup)?)),
+            None if lookup("ANTHROPIC_API_KEY").is_some() => AiChoice::Anthropic,
             None => AiChoice::Demo,
-        }
+        })
     }
 }
 
@@ -104,10 +127,9 @@ fn query_config(
 /// say so loudly in the log.
 pub async fn connect(choice: &AiChoice) -> Result<ConnectedAi, AppError> {
     match choice {
-        AiChoice::Query(url) => {
-            let config = query_config(url, |name| std::env::var(name).ok())?;
-            let client = QueryClient::new(config)?;
-            tracing::info!(url = %url, "AI endpoint: /query");
+        AiChoice::Query(config) => {
+            let client = QueryClient::new(config.as_ref().clone())?;
+            tracing::info!(url = %config.url(), "AI endpoint: /query");
             Ok(ConnectedAi {
                 client: Arc::new(client),
                 demo: None,
@@ -157,6 +179,33 @@ mod tests {
         assert!(shown.contains("api_key: Some"), "{shown}");
         assert!(!shown.contains("secret"), "{shown}");
         assert_eq!(config.http().timeout.as_millis(), 1500);
+    }
+
+    #[test]
+    fn the_flags_win_then_the_query_url_then_an_anthropic_key() {
+        let anthropic_key = |name: &str| (name == "ANTHROPIC_API_KEY").then(|| "k".to_string());
+        let url = || Some("http://127.0.0.1:3000".to_string());
+        let choose = |url, anthropic, env: &dyn Fn(&str) -> Option<String>| {
+            AiChoice::from_lookup(url, anthropic, env).unwrap()
+        };
+        assert!(matches!(
+            choose(url(), true, &|_| None),
+            AiChoice::Anthropic
+        ));
+        assert!(matches!(
+            choose(url(), false, &anthropic_key),
+            AiChoice::Query(_)
+        ));
+        assert!(matches!(
+            choose(None, false, &anthropic_key),
+            AiChoice::Anthropic
+        ));
+        assert!(matches!(
+            choose(Some(" ".into()), false, &|_| None),
+            AiChoice::Demo
+        ));
+        let bad = AiChoice::from_lookup(Some("not a url".into()), false, |_| None);
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub async fn run(command: Command) -> Result<ExitCode, AppError> {
             let config = ServeConfig {
                 store_url: args.store.store,
                 listen: args.listen,
-                ai: AiChoice::from_args(args.ai.claude_url, args.ai.anthropic),
+                ai: AiChoice::from_args(args.ai.claude_url, args.ai.anthropic)?,
                 demo_jobs: !args.no_demo_jobs,
             };
             let server = Server::start(config).await?;
@@ -344,7 +344,7 @@ async fn trigger(
     let id = parse_id(id)?;
     // The AI client first: a refused one then leaves no store open.
     let connected =
-        ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)).await?;
+        ai::connect(&AiChoice::from_args(ai_args.claude_url, ai_args.anthropic)?).await?;
     let finished = with_engine_calling(store, connected.client, async |chill| {
         run_now(chill, &id).await
     })

@@ -15,7 +15,7 @@
 //! let config = ServeConfig {
 //!     store_url: "sqlite::memory:".into(),
 //!     listen: "127.0.0.1:0".into(),
-//!     ai: AiChoice::Query("http://127.0.0.1:3000/query".into()),
+//!     ai: AiChoice::query("http://127.0.0.1:3000/query")?,
 //!     demo_jobs: false,
 //! };
 //! let server = Server::start(config).await?;

@@ -47,7 +47,7 @@ pub const WS_READ_BUFFER: usize = 4 * 1024;
 pub const WEBSOCKETS_CLOSING: Duration = Duration::from_secs(12);
 
 /// What `chill serve` runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServeConfig {
     /// The store URL (see [`crate::store_url`]).
     pub store_url: String,

@@ -3,11 +3,14 @@
 //! An export is a JSON array of jobs as the library serializes them (camelCase, every field:
 //! configuration, statistics, audit). Importing it creates the jobs a store lacks (with their
 //! statistics), updates those whose configuration differs, and leaves the rest unchanged.
-//! Every entry is checked before anything is written: one invalid entry and nothing is
-//! imported. Should a write fail all the same (the store goes away, another writer changes a
-//! job meanwhile), the writes made before it are undone: created jobs purged, updated ones
-//! given their configuration back. A created job whose next run has passed gets its next
-//! slot after now.
+//! Every entry is checked before anything is written, updates applied to the stored job as
+//! the store would: one invalid entry and nothing is imported. Should a write fail all the
+//! same (the store goes away, or another writer creates or deletes one of the jobs
+//! meanwhile), the import's earlier writes are undone: jobs it created are purged, jobs it
+//! updated get their configuration back, unless another writer changed them since (those are
+//! left as they are and listed). An update is by `chill import` (`updatedBy`); a created job
+//! keeps every field of the file, audit fields included. A created job whose next run has
+//! passed gets its next slot after now.
 
 use std::collections::HashSet;
 
@@ -140,8 +143,8 @@ pub fn spec_of(job: &Job) -> JobSpec {
     }
 }
 
-/// The patch that gives a job another's configuration.
-fn patch_of(job: &Job) -> JobPatch {
+/// The patch that gives a job `job`'s configuration, written by `author`.
+fn patch_of(job: &Job, author: Option<String>) -> JobPatch {
     JobPatch {
         name: Some(job.name.clone()),
         prompt: Some(job.prompt.clone()),
@@ -166,7 +169,7 @@ fn patch_of(job: &Job) -> JobPatch {
         budget: Some(job.budget),
         max_concurrency: Some(job.max_concurrency),
         pause_after_failures: Some(job.pause_after_failures),
-        updated_by: job.updated_by.clone(),
+        updated_by: author,
     }
 }
 
@@ -205,13 +208,17 @@ pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<Import
             Some(existing) if spec_of(&existing) == spec_of(job) => {
                 plans.push((job.id, Plan::Unchanged));
             }
-            Some(existing) => plans.push((
-                job.id,
-                Plan::Update {
-                    job,
-                    existing: Box::new(existing),
-                },
-            )),
+            Some(existing) => match existing.apply(&patch_of(job, importer()), Utc::now()) {
+                // What the store would refuse (a changed timing that never fires again).
+                Err(e) => problems.push(format!("jobs[{i}] ({}): {e}", job.id)),
+                Ok(_) => plans.push((
+                    job.id,
+                    Plan::Update {
+                        job,
+                        existing: Box::new(existing),
+                    },
+                )),
+            },
         }
     }
     if !problems.is_empty() {
@@ -223,82 +230,126 @@ pub async fn import(chill: &Chill, jobs: &[Job], dry_run: bool) -> Result<Import
     };
     let mut written = Vec::new();
     for (id, plan) in plans {
-        let outcome = match plan {
+        let (outcome, undo) = match plan {
             Plan::Create(job) => {
                 report.created.push(id);
                 if dry_run {
                     continue;
                 }
-                // A create whose reply was lost may have happened: undone all the same.
-                written.push(Undo::Purge(id));
-                chill
-                    .store()
-                    .create_job(&job)
-                    .await
-                    .map_err(|e| e.to_string())
+                let outcome = chill.store().create_job(&job).await;
+                let happened = match &outcome {
+                    Ok(()) => true,
+                    Err(e) => e.may_have_taken_effect(),
+                };
+                let undo = happened.then(|| Written {
+                    id,
+                    imported: spec_of(&job),
+                    before: None,
+                });
+                (outcome.map_err(|e| e.to_string()), undo)
             }
             Plan::Update { job, existing } => {
                 report.updated.push(id);
                 if dry_run {
                     continue;
                 }
-                written.push(Undo::Restore(existing));
-                chill
-                    .update_job(&id, &patch_of(job))
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
+                let outcome = chill.update_job(&id, &patch_of(job, importer())).await;
+                let happened = match &outcome {
+                    Ok(_) => true,
+                    Err(chill_core::Error::Store(e)) => e.may_have_taken_effect(),
+                    Err(_) => false,
+                };
+                let undo = happened.then(|| Written {
+                    id,
+                    imported: spec_of(job),
+                    before: Some(existing),
+                });
+                (outcome.map(drop).map_err(|e| e.to_string()), undo)
             }
             Plan::Unchanged => {
                 report.unchanged.push(id);
                 continue;
             }
         };
+        written.extend(undo);
         if let Err(error) = outcome {
             return Err(AppError::ImportStopped {
                 job: id.to_string(),
                 error,
-                undo: undo(chill, written).await,
+                undo: undo_all(chill, written).await,
             });
         }
     }
     Ok(report)
 }
 
-/// How to take back one write of an import.
-enum Undo {
-    /// The job was created: purge it.
-    Purge(JobId),
-    /// The job was updated: give it this configuration back.
-    Restore(Box<Job>),
+/// Who an import's updates are by.
+fn importer() -> Option<String> {
+    Some("chill import".to_string())
+}
+
+/// A write of an import (or one that may have happened, its reply lost), for undoing it.
+struct Written {
+    /// The job.
+    id: JobId,
+    /// The configuration the import wrote.
+    imported: JobSpec,
+    /// The job before the write; `None` when the import created it.
+    before: Option<Box<Job>>,
+}
+
+impl Written {
+    /// Takes the write back if the job still has the configuration the import gave it: a
+    /// created job is purged, an updated one gets its configuration back. A job another
+    /// writer changed since (or deleted) is left as it is, and said so.
+    async fn undo(self, chill: &Chill) -> Result<(), String> {
+        let id = self.id;
+        let current = chill.get_job(&id).await.map_err(|e| e.to_string())?;
+        let Some(current) = current else {
+            return match self.before {
+                // Created, or its lost create never happened: nothing to take back.
+                None => Ok(()),
+                Some(_) => Err("deleted by another writer since".into()),
+            };
+        };
+        if spec_of(&current) != self.imported {
+            return Err("changed by another writer since; left as it is".into());
+        }
+        let undone = match &self.before {
+            None => chill.purge_job(&id).await.map(drop),
+            Some(before) => chill
+                .update_job_at(
+                    &id,
+                    current.version,
+                    &patch_of(before, before.updated_by.clone()),
+                )
+                .await
+                .map(drop),
+        };
+        undone.map_err(|e| e.to_string())
+    }
 }
 
 /// Takes back `written`, newest first; says what became of them.
-async fn undo(chill: &Chill, written: Vec<Undo>) -> String {
+async fn undo_all(chill: &Chill, written: Vec<Written>) -> String {
     let total = written.len();
     let mut failed = Vec::new();
     for write in written.into_iter().rev() {
-        let (id, result) = match write {
-            Undo::Purge(id) => (id, chill.purge_job(&id).await.map(drop)),
-            Undo::Restore(job) => (
-                job.id,
-                chill.update_job(&job.id, &patch_of(&job)).await.map(drop),
-            ),
-        };
-        if let Err(e) = result {
+        let id = write.id;
+        if let Err(e) = write.undo(chill).await {
             failed.push(format!("{id}: {e}"));
         }
     }
-    let writes = if total == 1 {
-        "the one write".to_string()
-    } else {
-        format!("the {total} writes")
+    let writes = match total {
+        0 => return "nothing had been written".to_string(),
+        1 => "the one write".to_string(),
+        _ => format!("the {total} writes"),
     };
     if failed.is_empty() {
         format!("{writes} made by this import undone")
     } else {
         format!(
-            "{} of {writes} made by this import could not be undone:\n{}",
+            "{} of {writes} made by this import not undone:\n{}",
             failed.len(),
             failed.join("\n")
         )
@@ -310,25 +361,33 @@ mod tests {
     use std::sync::Arc;
 
     use chill_core::testkit::{Faults, FaultyStore};
-    use chill_core::{ChillOptions, JobSpec, MemoryStore, Store, SystemClock};
+    use chill_core::{ChillOptions, Clock, JobSpec, ManualClock, MemoryStore, Store, SystemClock};
 
     use super::*;
     use crate::ai::NoAi;
 
-    #[tokio::test]
-    async fn a_write_that_fails_undoes_the_writes_before_it() {
+    fn faulty_engine(
+        clock: Arc<dyn chill_core::Clock>,
+    ) -> (Arc<MemoryStore>, Arc<FaultyStore>, Chill) {
+        let memory = Arc::new(MemoryStore::new());
         let faulty = Arc::new(FaultyStore::new(
-            Arc::new(MemoryStore::new()),
-            Arc::new(SystemClock),
+            memory.clone(),
+            clock.clone(),
             Faults::NONE,
             1,
         ));
         let chill = Chill::new(
             faulty.clone(),
-            Arc::new(SystemClock),
+            clock,
             Arc::new(NoAi),
             ChillOptions::default(),
         );
+        (memory, faulty, chill)
+    }
+
+    #[tokio::test]
+    async fn a_write_that_fails_undoes_the_writes_before_it() {
+        let (_, faulty, chill) = faulty_engine(Arc::new(SystemClock));
         let kept = chill
             .create_job(JobSpec::new("kept", "p", "@daily"))
             .await
@@ -361,6 +420,54 @@ mod tests {
             spec_of(&kept),
             "the updated job has its configuration back"
         );
+        assert_eq!(restored.updated_by, kept.updated_by);
+    }
+
+    #[tokio::test]
+    async fn a_job_another_writer_created_meanwhile_is_not_undone() {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let (memory, faulty, chill) = faulty_engine(clock.clone());
+        let job = Job::create(JobSpec::new("from the file", "q", "@hourly"), clock.now()).unwrap();
+        // The import's create waits on the clock: the other writer comes first.
+        faulty.set_delay("create_job", std::time::Duration::from_secs(1));
+        let importing = tokio::spawn({
+            let (chill, job) = (chill.clone(), job.clone());
+            async move { import(&chill, &[job], false).await }
+        });
+        while faulty.calls("create_job") == 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut theirs = job.clone();
+        theirs.name = "another writer's".into();
+        memory.create_job(&theirs).await.unwrap();
+        clock.advance(std::time::Duration::from_secs(1)).await;
+
+        let message = importing.await.unwrap().unwrap_err().to_string();
+        assert!(message.contains("nothing had been written"), "{message}");
+        let kept = memory.get_job(&job.id).await.unwrap().expect("not purged");
+        assert_eq!(kept.name, "another writer's");
+    }
+
+    #[tokio::test]
+    async fn an_update_that_would_never_fire_is_refused_before_anything_is_written() {
+        let (memory, _, chill) = faulty_engine(Arc::new(SystemClock));
+        let first = Job::create(JobSpec::new("first", "p", "@daily"), Utc::now()).unwrap();
+        let existing = chill
+            .create_job(JobSpec::new("second", "p", "@daily"))
+            .await
+            .unwrap();
+        let mut never = existing.clone();
+        never.schedule = "at(2020-01-01T00:00:00)".into();
+
+        let error = import(&chill, &[first.clone(), never], false)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, AppError::InvalidImport(_)), "{error}");
+        assert!(
+            error.to_string().contains(&existing.id.to_string()),
+            "{error}"
+        );
+        assert!(memory.get_job(&first.id).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -247,6 +247,37 @@ async fn jobs_and_executions_commands() {
     let stats = ok_json(&["jobs", "get", &id, "--store", s, "--json"]);
     assert_eq!(stats["totalRuns"], 1);
     assert_eq!(stats["successCount"], 1);
+    // A second run: newest first, and --limit keeps the newest.
+    let second = ok_json(&[
+        "jobs",
+        "trigger",
+        &id,
+        "--store",
+        s,
+        "--json",
+        "--claude-url",
+        &ai.url(),
+    ]);
+    let history = ok_json(&["executions", "list", &id, "--store", s, "--json"]);
+    let ids: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["id"])
+        .collect();
+    assert_eq!(ids, [&second["id"], &run["id"]]);
+    let newest = ok_json(&[
+        "executions",
+        "list",
+        &id,
+        "--store",
+        s,
+        "--json",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(newest[0]["id"], second["id"]);
 
     assert_eq!(
         ok_json(&["jobs", "delete", &id, "--store", s, "--json"]),
@@ -389,7 +420,12 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     let round_trip: Value = serde_json::from_str(&ok(&["export", "--store", &target])).unwrap();
     assert_eq!(round_trip, exported, "every field kept");
 
-    let again = ok(&["import", file, "--store", &target]);
+    let again = command(&["import", "-", "--store", &target], &[])
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = stdout(&again);
     assert!(
         again.contains("created 0, updated 0, unchanged 2"),
         "{again}"
@@ -440,7 +476,10 @@ async fn export_then_import_round_trips_every_field_and_is_idempotent() {
     }
     assert_eq!(listed[1]["name"], "Second", "renamed back, as in the file");
     assert_eq!(listed[1]["pauseNote"], "on hold");
-    assert_eq!(listed[0]["updatedBy"], "ops-bot 2");
+    assert_eq!(
+        listed[0]["updatedBy"], "chill import",
+        "the import is the author"
+    );
 }
 
 #[test]
@@ -473,14 +512,19 @@ fn service(var: &str) -> Option<String> {
 
 /// `postgres://` and `mysql://` store URLs against the servers `scripts/test` checks: a job
 /// written, found by its tag, and purged again (the tables are the default `chill_` ones of
-/// the `test` database; the tag is this run's own).
+/// the `test` database).
 #[test]
 fn postgres_and_mysql_urls_open_a_store_on_a_real_server() {
     for var in ["CHILL_TEST_POSTGRES_URL", "CHILL_TEST_MYSQL_URL"] {
         let Some(url) = service(var) else {
             continue;
         };
-        let tag = format!("cli-{}-{}", std::process::id(), var.len());
+        // This run's own tag; the job is paused, so one a failed run leaves never runs.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let tag = format!("cli-{}-{nanos}", std::process::id());
         let created = ok_json(&[
             "jobs",
             "create",
@@ -495,6 +539,7 @@ fn postgres_and_mysql_urls_open_a_store_on_a_real_server() {
             "@daily",
             "--tag",
             &tag,
+            "--paused",
         ]);
         let id = created["id"].as_str().unwrap();
         let listed = ok_json(&["jobs", "list", "--store", &url, "--json", "--tag", &tag]);

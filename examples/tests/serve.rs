@@ -613,6 +613,8 @@ const RUN_FIELDS: &[&str] = &[
     "totalDurationMs",
     "runningCount",
     "version",
+    // The day and month of the spend are those of the last run, even at no cost.
+    "spend",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -761,7 +763,7 @@ async fn a_start_that_fails_after_the_store_opened_closes_the_store() {
     let started = chill_examples::Server::start(chill_examples::ServeConfig {
         store_url: db.url("chill.db"),
         listen: taken.local_addr().unwrap().to_string(),
-        ai: chill_examples::AiChoice::Query(ai.url()),
+        ai: chill_examples::AiChoice::query(&ai.url()).unwrap(),
         demo_jobs: true,
     })
     .await;

@@ -117,7 +117,7 @@ pub async fn start_server(db: &TempDb, ai: &AiServer) -> chill_examples::Server 
     chill_examples::Server::start(chill_examples::ServeConfig {
         store_url: db.url("chill.db"),
         listen: "127.0.0.1:0".into(),
-        ai: chill_examples::AiChoice::Query(ai.url()),
+        ai: chill_examples::AiChoice::query(&ai.url()).unwrap(),
         demo_jobs: true,
     })
     .await
