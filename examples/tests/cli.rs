@@ -222,16 +222,20 @@ async fn jobs_and_executions_commands() {
     let resumed = ok_json(&["jobs", "resume", &id, "--store", s, "--json"]);
     assert_eq!(resumed["enabled"], true);
 
-    let run = ok_json(&[
-        "jobs",
-        "trigger",
-        &id,
-        "--store",
-        s,
-        "--json",
-        "--claude-url",
-        &ai.url(),
-    ]);
+    let ai_url = ai.url();
+    let trigger = || {
+        ok_json(&[
+            "jobs",
+            "trigger",
+            &id,
+            "--store",
+            s,
+            "--json",
+            "--claude-url",
+            &ai_url,
+        ])
+    };
+    let run = trigger();
     assert_eq!(run["status"], "success");
     // The command closed its store once the execution's task had ended.
     assert!(!db.dir.join("jobs.db-wal").exists());
@@ -248,16 +252,7 @@ async fn jobs_and_executions_commands() {
     assert_eq!(stats["totalRuns"], 1);
     assert_eq!(stats["successCount"], 1);
     // A second run: newest first, and --limit keeps the newest.
-    let second = ok_json(&[
-        "jobs",
-        "trigger",
-        &id,
-        "--store",
-        s,
-        "--json",
-        "--claude-url",
-        &ai.url(),
-    ]);
+    let second = trigger();
     let history = ok_json(&["executions", "list", &id, "--store", s, "--json"]);
     let ids: Vec<&Value> = history
         .as_array()
