@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use common::{
-    AiServer, Gql, Subscription, TempDb, canonical, changed_keys, eventually, start_server, without,
+    AiServer, Gql, Subscription, TempDb, canonical, changed_keys, eventually, start_server,
+    started, without,
 };
 use serde_json::{Value, json};
 
@@ -121,10 +122,7 @@ async fn completions(addr: std::net::SocketAddr, job_id: Option<&str>) -> Subscr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_executions_arrive_on_the_subscription_and_update_the_statistics() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("scheduled");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("scheduled").await;
 
     // A configured AI endpoint: no demo jobs, even in an empty store.
     let jobs = gql.data("{ listJobs { id } }", json!({})).await;
@@ -179,10 +177,7 @@ async fn scheduled_executions_arrive_on_the_subscription_and_update_the_statisti
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trigger_pause_and_resume() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("trigger");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (ai, _db, server, gql) = started("trigger").await;
     let job = create_job(
         &gql,
         json!({"name": "on demand", "prompt": "report", "schedule": YEARLY,
@@ -281,10 +276,7 @@ async fn trigger_pause_and_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("retry");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("retry").await;
     let job = create_job(
         &gql,
         json!({"name": "flaky", "prompt": "fail-once then fine", "schedule": YEARLY,
@@ -351,10 +343,7 @@ async fn a_failed_attempt_is_retried_and_the_retry_is_an_execution() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_input_is_an_error_naming_the_field_and_stores_nothing() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("invalid");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("invalid").await;
     let create = "mutation($input: CreateJobInput!) { createJob(input: $input) { id } }";
     let cases = [
         (
@@ -420,10 +409,7 @@ async fn invalid_input_is_an_error_naming_the_field_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ide_page_health_and_prometheus_metrics() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("http");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("http").await;
 
     let page = gql.get("/graphql").await;
     assert_eq!(page.status(), 200);
@@ -537,10 +523,7 @@ async fn healthz_answers_503_while_the_store_is_unreachable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_over_the_older_graphql_ws_protocol() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("legacy");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("legacy").await;
     let job = create_job(
         &gql,
         json!({"name": "legacy", "prompt": "old protocol", "schedule": YEARLY}),
@@ -570,10 +553,7 @@ async fn subscriptions_over_the_older_graphql_ws_protocol() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_message_larger_than_the_read_buffer_is_served() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("big-subscribe");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("big-subscribe").await;
     // Runs every second, so a run ends after the subscription is live, whenever that is.
     let job = create_job(
         &gql,
@@ -620,10 +600,7 @@ const RUN_FIELDS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_the_same_file_keeps_everything_and_runs_no_slot_twice() {
     const PROMPT: &str = "keep going";
-    let ai = AiServer::start().await;
-    let db = TempDb::new("restart");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (ai, db, server, gql) = started("restart").await;
     let all = gql.selection("Job").await;
     let job = create_whole(
         &gql,
@@ -779,10 +756,7 @@ async fn a_start_that_fails_after_the_store_opened_closes_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn update_job_changes_only_the_given_fields() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("update");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("update").await;
     let all = gql.selection("Job").await;
     let created = create_whole(
         &gql,
@@ -888,10 +862,7 @@ async fn update_job_changes_only_the_given_fields() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_update_is_an_error_naming_the_field_and_changes_nothing() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("bad-update");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("bad-update").await;
     let all = gql.selection("Job").await;
     let created = create_whole(
         &gql,
@@ -972,10 +943,7 @@ fn next_year(month: u32, day: u32, hour: u32) -> DateTime<Utc> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_create_input_round_trips_through_get_job() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("round-trip");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("round-trip").await;
     let all = gql.selection("Job").await;
     let id = chill_core::JobId::new().to_string();
     let (start, end) = (next_year(6, 1, 0), next_year(12, 1, 0));
@@ -1067,10 +1035,7 @@ async fn every_create_input_round_trips_through_get_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_and_execution_pages_give_everything_once() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("pages");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("pages").await;
     let mut created = Vec::new();
     for i in 0..5 {
         let job = create_job(
@@ -1147,10 +1112,7 @@ async fn job_and_execution_pages_give_everything_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upcoming_runs_follow_the_time_zone_across_daylight_saving() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("upcoming");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("upcoming").await;
     let query = "query($s: String!, $tz: String, $after: DateTime) { upcomingRuns(schedule: $s, timezone: $tz, after: $after, count: 3) }";
     let runs = |tz: Value, after: &str| {
         let gql = &gql;
@@ -1214,10 +1176,7 @@ async fn upcoming_runs_follow_the_time_zone_across_daylight_saving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_soft_delete_keeps_the_history_and_a_hard_delete_removes_it() {
-    let ai = AiServer::start().await;
-    let db = TempDb::new("delete");
-    let server = start_server(&db, &ai).await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("delete").await;
     let all = gql.selection("Job").await;
     let soft = create_job(
         &gql,

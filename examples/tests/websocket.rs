@@ -7,8 +7,7 @@
 
 mod common;
 
-use chill_examples::Server;
-use common::{AiServer, Gql, RawSocket, TempDb, start_server};
+use common::{Gql, RawSocket, started};
 use serde_json::{Value, json};
 
 const TRANSPORT: &str = "graphql-transport-ws";
@@ -19,14 +18,6 @@ const YEARLY: &str = "0 0 1 1 *";
 
 const STARTED: &str =
     "subscription($id: ID) { onExecutionEvent(jobId: $id) { kind execution { id jobId } } }";
-
-/// A server over a fresh SQLite file, with its AI endpoint (kept alive with it).
-async fn start(name: &str) -> (Server, AiServer, TempDb) {
-    let ai = AiServer::start().await;
-    let db = TempDb::new(name);
-    let server = start_server(&db, &ai).await;
-    (server, ai, db)
-}
 
 async fn create_job(gql: &Gql, name: &str) -> String {
     let data = gql
@@ -68,8 +59,7 @@ async fn event(socket: &mut RawSocket, id: &str, kind: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_asking_the_same_share_it_yet_each_keeps_its_own_id_and_end() {
-    let (server, _ai, _db) = start("ws-shared").await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("ws-shared").await;
     let a = create_job(&gql, "a").await;
     let b = create_job(&gql, "b").await;
 
@@ -126,7 +116,7 @@ async fn connections_asking_the_same_share_it_yet_each_keeps_its_own_id_and_end(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_subscription_is_each_connections_own_error_then_complete() {
-    let (server, _ai, _db) = start("ws-invalid").await;
+    let (_ai, _db, server, _gql) = started("ws-invalid").await;
     for (protocol, start, data) in [(TRANSPORT, "subscribe", "next"), (LEGACY, "start", "data")] {
         for _ in 0..2 {
             let mut socket = RawSocket::initialised(server.local_addr(), protocol).await;
@@ -147,8 +137,7 @@ async fn an_invalid_subscription_is_each_connections_own_error_then_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_query_over_the_socket_is_answered_once_then_complete() {
-    let (server, _ai, _db) = start("ws-query").await;
-    let gql = Gql::new(server.local_addr());
+    let (_ai, _db, server, gql) = started("ws-query").await;
     let job = create_job(&gql, "q").await;
     let mut socket = RawSocket::initialised(server.local_addr(), TRANSPORT).await;
     let query = "query($id: ID!) { getJob(id: $id) { name } }";
@@ -163,7 +152,7 @@ async fn a_query_over_the_socket_is_answered_once_then_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protocol_errors_close_the_connection_with_their_code() {
-    let (server, _ai, _db) = start("ws-protocol").await;
+    let (_ai, _db, server, _gql) = started("ws-protocol").await;
     let addr = server.local_addr();
 
     let mut early = RawSocket::connect(addr, TRANSPORT).await;
@@ -226,7 +215,7 @@ async fn protocol_errors_close_the_connection_with_their_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_closes_the_connections_with_going_away() {
-    let (server, _ai, _db) = start("ws-shutdown").await;
+    let (_ai, _db, server, _gql) = started("ws-shutdown").await;
     let mut socket = RawSocket::initialised(server.local_addr(), TRANSPORT).await;
     socket
         .send(subscribe("1", STARTED, json!({"id": null})))

@@ -124,6 +124,16 @@ pub async fn start_server(db: &TempDb, ai: &AiServer) -> chill_examples::Server 
     .unwrap()
 }
 
+/// A test's setup: an AI endpoint, a temporary SQLite file, `chill serve` over both (see
+/// [`start_server`]) and a GraphQL client of it. Keep all four bound until the test ends.
+pub async fn started(name: &str) -> (AiServer, TempDb, chill_examples::Server, Gql) {
+    let ai = AiServer::start().await;
+    let db = TempDb::new(name);
+    let server = start_server(&db, &ai).await;
+    let gql = Gql::new(server.local_addr());
+    (ai, db, server, gql)
+}
+
 /// The introspection query of every type with its fields, their arguments and types: what
 /// [`selection`] reads.
 pub const SCHEMA_TYPES: &str = "{ __schema { types { name kind fields { name args { name } \
