@@ -472,13 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dry_run_writes_nothing() {
-        let store = Arc::new(MemoryStore::new());
-        let chill = Chill::new(
-            store.clone(),
-            Arc::new(SystemClock),
-            Arc::new(NoAi),
-            ChillOptions::default(),
-        );
+        let (store, _, chill) = faulty_engine(Arc::new(SystemClock));
         let job = Job::create(JobSpec::new("new", "q", "@hourly"), Utc::now()).unwrap();
         let report = import(&chill, std::slice::from_ref(&job), true)
             .await

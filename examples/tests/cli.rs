@@ -505,86 +505,78 @@ fn service(var: &str) -> Option<String> {
     value
 }
 
-/// `postgres://` and `mysql://` store URLs against the servers `scripts/test` checks: a job
-/// written, found by its tag, and purged again (the tables are the default `chill_` ones of
-/// the `test` database).
+/// Writes a paused job with this run's own tag to the store at `url` (`env`: what the store
+/// needs), finds it by the tag, purges it and finds nothing.
+fn a_job_round_trips_through(url: &str, env: &[(&str, &str)]) {
+    let run = |args: &[&str]| -> Value {
+        let output = chill_with_env(args, env);
+        assert!(
+            output.status.success(),
+            "{url}: {args:?}: {}",
+            stderr(&output)
+        );
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("cli-{}-{nanos}", std::process::id());
+    let created = run(&[
+        "jobs",
+        "create",
+        "--store",
+        url,
+        "--json",
+        "--name",
+        "On a server",
+        "--prompt",
+        "p",
+        "--schedule",
+        "@daily",
+        "--tag",
+        &tag,
+        "--paused",
+    ]);
+    let id = created["id"].as_str().unwrap();
+    let listed = run(&["jobs", "list", "--store", url, "--json", "--tag", &tag]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{url}: {listed}");
+    assert_eq!(listed[0]["id"], created["id"], "{url}");
+    assert_eq!(listed[0]["name"], "On a server", "{url}");
+    run(&["jobs", "delete", id, "--store", url, "--hard", "--json"]);
+    let listed = run(&[
+        "jobs", "list", "--store", url, "--json", "--tag", &tag, "--all",
+    ]);
+    assert_eq!(listed, json!([]), "{url}");
+}
+
+/// `postgres://` and `mysql://` store URLs against the servers `scripts/test` checks (the
+/// tables are the default `chill_` ones of the `test` database; the job is paused, so one a
+/// failed run leaves never runs).
 #[test]
 fn postgres_and_mysql_urls_open_a_store_on_a_real_server() {
     for var in ["CHILL_TEST_POSTGRES_URL", "CHILL_TEST_MYSQL_URL"] {
-        let Some(url) = service(var) else {
-            continue;
-        };
-        // This run's own tag; the job is paused, so one a failed run leaves never runs.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let tag = format!("cli-{}-{nanos}", std::process::id());
-        let created = ok_json(&[
-            "jobs",
-            "create",
-            "--store",
-            &url,
-            "--json",
-            "--name",
-            "On a server",
-            "--prompt",
-            "p",
-            "--schedule",
-            "@daily",
-            "--tag",
-            &tag,
-            "--paused",
-        ]);
-        let id = created["id"].as_str().unwrap();
-        let listed = ok_json(&["jobs", "list", "--store", &url, "--json", "--tag", &tag]);
-        assert_eq!(listed.as_array().unwrap().len(), 1, "{var}: {listed}");
-        assert_eq!(listed[0]["id"], created["id"], "{var}");
-        assert_eq!(listed[0]["name"], "On a server", "{var}");
-        ok(&["jobs", "delete", id, "--store", &url, "--hard"]);
-        let listed = ok_json(&[
-            "jobs", "list", "--store", &url, "--json", "--tag", &tag, "--all",
-        ]);
-        assert_eq!(listed, json!([]), "{var}");
+        if let Some(url) = service(var) {
+            a_job_round_trips_through(&url, &[]);
+        }
     }
 }
 
 /// A `dynamodb://` store URL against the DynamoDB server `scripts/test` starts (moto): the
-/// table is created, a job written and listed back.
+/// table is created, a job written, listed back and purged.
 #[test]
 fn a_dynamodb_url_opens_a_table_on_a_real_server() {
     let Some(endpoint) = service("CHILL_TEST_DYNAMODB_ENDPOINT") else {
         return;
     };
     let table = format!("cli{}", std::process::id());
-    let url = format!("dynamodb://{table}?endpoint={endpoint}&region=us-east-1");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_chill"))
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("CHILL_LOG", "error")
-            .output()
-            .unwrap()
-    };
-    let created = run(&[
-        "jobs",
-        "create",
-        "--store",
-        &url,
-        "--json",
-        "--name",
-        "On Dynamo",
-        "--prompt",
-        "p",
-        "--schedule",
-        "@daily",
-    ]);
-    assert!(created.status.success(), "{}", stderr(&created));
-    let listed = run(&["jobs", "list", "--store", &url, "--json"]);
-    assert!(listed.status.success(), "{}", stderr(&listed));
-    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
-    assert_eq!(listed[0]["name"], "On Dynamo");
+    a_job_round_trips_through(
+        &format!("dynamodb://{table}?endpoint={endpoint}&region=us-east-1"),
+        &[
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
 }
 
 /// A long-running `chill` command: its log lines as they come.
